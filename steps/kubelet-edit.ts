@@ -135,11 +135,17 @@ export function setConfigField(yamlText: string, field: string, value: boolean |
     text = `${yamlText}${separator}${field}: ${rendered}\n`;
   }
 
-  const after = loadMapping(text, field);
+  const unsupported = `the field is not written as a plain "${field}: value" line at the top level; set it by hand`;
+  let after: Record<string, unknown>;
+  try {
+    after = loadMapping(text, field);
+  } catch (error) {
+    throw new KubeletEditError(field, unsupported, { cause: error });
+  }
   const { [field]: newValue, ...othersAfter } = after;
   const { [field]: _oldValue, ...othersBefore } = before;
   if (!isDeepStrictEqual(newValue, value) || !isDeepStrictEqual(othersAfter, othersBefore)) {
-    throw new KubeletEditError(field, `the field is not written as a plain "${field}: value" line at the top level; set it by hand`);
+    throw new KubeletEditError(field, unsupported);
   }
   return { text, changed: true };
 }

@@ -21,13 +21,13 @@ export const DEFAULT_CERT_DIR = '/var/lib/kubelet/pki';
 /** File name of the drop-in that carries a changed ExecStart; it sorts after kubeadm's `10-kubeadm.conf`. */
 export const DROP_IN_NAME = '99-kube-node-rename.conf';
 
-/** Where the effective `rotateCertificates` value comes from. */
+/** Source of the effective `rotateCertificates` value. */
 export type RotationSource =
   | { kind: 'flag'; source: ArgumentSource }
   | { kind: 'config-file'; file: string }
   | { kind: 'default' };
 
-/** Where `--hostname-override` is or should be written. */
+/** Location where `--hostname-override` is or should be written. */
 export type FlagLocation =
   | {
       kind: 'environment-file';
@@ -46,7 +46,7 @@ export type FlagLocation =
       sourceFile: string;
     };
 
-/** Where the kubelet's settings live on one host. */
+/** Locations and values of the kubelet's settings on one host. */
 export interface KubeletSettings {
   executable: string;
   kubeconfig: string;
@@ -71,10 +71,12 @@ const HOSTNAME_OVERRIDE = 'hostname-override';
  * `--config` file.
  *
  * `--hostname-override` stays where it is when it is already set in an environment file
- * or in ExecStart. Otherwise it goes, in this order of preference, to `KUBELET_KUBEADM_ARGS`
- * in `kubeadm-flags.env`, to `KUBELET_EXTRA_ARGS` in `/etc/default/kubelet` or
- * `/etc/sysconfig/kubelet`, each only when the file is an EnvironmentFile and ExecStart uses
- * the variable as a word of its own, and else to a drop-in that replaces ExecStart.
+ * or in ExecStart. Otherwise the first match of this list receives it:
+ * 1. `KUBELET_KUBEADM_ARGS` in `kubeadm-flags.env`,
+ * 2. `KUBELET_EXTRA_ARGS` in `/etc/default/kubelet` or `/etc/sysconfig/kubelet`,
+ * 3. a drop-in that replaces ExecStart.
+ * The first two match only when the file is an EnvironmentFile and ExecStart uses the
+ * variable as a word of its own (`$VAR`).
  *
  * A variable that ExecStart uses but nothing defines is accepted when the unit has at
  * least one EnvironmentFile, because an empty `/etc/default/kubelet` is normal there, and
@@ -119,6 +121,15 @@ export function locateKubeletSettings(
     command,
     flags,
   };
+}
+
+/**
+ * Returns the `--config` path of the kubelet's command line, or undefined when it has
+ * none, so the caller can read that file before calling locateKubeletSettings.
+ */
+export function findConfigFile(unit: KubeletUnit, envFiles: ReadonlyMap<string, string | undefined>): string | undefined {
+  const command = expandExecStart(unit, envFiles);
+  return nonEmpty(findFlag(parseKubeletArgs(command.args), 'config')?.value);
 }
 
 function nonEmpty(value: string | undefined): string | undefined {
@@ -173,7 +184,7 @@ function readConfigFile(path: string, text: string | undefined): Record<string, 
   }
   const config = document as Record<string, unknown>;
   if (config.kind !== undefined && config.kind !== 'KubeletConfiguration') {
-    throw new KubeletLayoutError(path, `the config file has kind ${JSON.stringify(config.kind)}, expected KubeletConfiguration`);
+    throw new KubeletLayoutError(path, `the config file has kind ${JSON.stringify(config.kind)}, expected KubeletConfiguration; check that --config names the kubelet's config file`);
   }
   return config;
 }

@@ -2,7 +2,7 @@ import { KubeletLayoutError } from './kubelet-errors.js';
 import type { ExecStartSetting, KubeletUnit } from './kubelet-unit.js';
 import { splitWords } from './kubelet-words.js';
 
-/** One assignment in an environment file, with where its value is written. */
+/** One assignment in an environment file, with the position of its value. */
 export interface EnvironmentFileAssignment {
   name: string;
   /** The value after systemd's unquoting. */
@@ -21,13 +21,16 @@ const DOUBLE_QUOTE_ESCAPABLE = '"\\`$';
 type State = 'pre-key' | 'key' | 'pre-value' | 'value' | 'value-escape' | 'single' | 'double' | 'double-escape' | 'comment';
 
 /**
- * Parses an environment file as systemd's `EnvironmentFile=` does (`parse_env_file` in
- * src/basic/env-file.c, systemd 246 and later): `KEY=VALUE` lines, `#` and `;` comment
- * lines, leading and trailing blanks removed from unquoted values, single quotes taken
- * literally, double quotes with `\"`, `\\`, `` \` `` and `\$` escapes, and a backslash
- * before a newline continuing the value. Lines without `=` and invalid names are
- * skipped, as systemd skips them with a warning. An `export ` before the name, which
- * systemd does not accept, is tolerated because shells sourcing the file accept it.
+ * Parses an environment file as current systemd reads an `EnvironmentFile=` (the state
+ * machine in src/basic/env-file.c; older releases differ in double-quote escapes):
+ * - `KEY=VALUE` lines, with `#` and `;` starting comment lines.
+ * - Unquoted values lose leading and trailing blanks, and a backslash takes the next
+ *   character literally.
+ * - Single quotes are literal. Double quotes decode `\"`, `\\`, `` \` `` and `\$` and keep
+ *   other backslashes.
+ * - A backslash before a newline continues the value, or the comment.
+ * Lines without `=` and invalid names are skipped, as systemd skips them with a warning.
+ * An `export ` before the name is tolerated because shells that source the file accept it.
  */
 export function parseEnvironmentFile(content: string): EnvironmentFileAssignment[] {
   const assignments: EnvironmentFileAssignment[] = [];
@@ -183,7 +186,7 @@ export function findLast<T>(items: readonly T[], predicate: (item: T) => boolean
   return undefined;
 }
 
-/** Where one word of the kubelet's command line comes from. */
+/** Origin of one word of the kubelet's command line. */
 export type ArgumentSource =
   | { kind: 'exec-start'; file: string; line: number }
   | {
@@ -221,8 +224,8 @@ export interface KubeletCommand {
 }
 
 /**
- * Expands the unit's `ExecStart=` as systemd does when it starts the service
- * (`replace_env_argv` in src/basic/env-util.c, systemd 246 and later):
+ * Expands the unit's `ExecStart=` as current systemd does when it starts the service
+ * (`replace_env_argv` in src/basic/env-util.c):
  * - `$VAR` as a word of its own becomes the value split into words, with quotes removed,
  *   or no word at all when VAR is unset.
  * - `${VAR}` inside or as a word is replaced by the value as one word, `$$` becomes `$`.
@@ -316,7 +319,7 @@ function expandWord(
       return match;
     }
     if (!VALID_NAME.test(name)) {
-      throw new KubeletLayoutError(execStart.file, `line ${execStart.line}: ExecStart= uses \${${name}}, which is not a valid variable name`);
+      throw new KubeletLayoutError(execStart.file, `line ${execStart.line}: ExecStart= uses \${${name}}, which is not a valid variable name; use letters, digits and _ only`);
     }
     const definition = environment.get(name);
     if (definition === undefined) {

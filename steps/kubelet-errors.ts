@@ -8,7 +8,7 @@ export class KubeletLayoutError extends Error {
   constructor(
     /** The file that is wrong, as a path on the host. */
     readonly file: string,
-    /** What is wrong in that file and what to do about it. */
+    /** Description of the problem in that file and of the fix. */
     readonly problem: string,
     options?: { cause?: unknown },
   ) {
@@ -24,9 +24,9 @@ export class KubeletEditError extends Error {
   override name = 'KubeletEditError';
 
   constructor(
-    /** What was being edited: a variable, an ExecStart line or a config field. */
+    /** The edited item: a variable, an ExecStart line or a config field. */
     readonly target: string,
-    /** What is wrong and what to do about it. */
+    /** Description of the problem and of the fix. */
     readonly problem: string,
     options?: { cause?: unknown },
   ) {

@@ -11,10 +11,10 @@ export interface KubeletFlag {
 }
 
 /**
- * Boolean kubelet flags (kubelet 1.28 to 1.33 `--help`, plus klog's). pflag never takes
- * the next word as the value of a boolean flag, so `--flag false` is a flag and a stray
- * argument. NOTE: a boolean flag missing here is read like a string flag, which only
- * matters when the word after it does not start with `-`.
+ * Boolean flags of the kubelet and of klog. pflag never takes the next word as the value
+ * of a boolean flag, so `--flag false` is a flag and a stray argument.
+ * NOTE: this list is not generated from the kubelet's `--help`. A boolean flag missing
+ * here is read like a string flag, which matters only when the next word lacks a `-`.
  */
 const BOOLEAN_FLAGS = new Set([
   'add-dir-header',
@@ -56,7 +56,9 @@ const SHORTHANDS: Record<string, string> = { v: 'v', h: 'help' };
  * Reads the kubelet's flags the way pflag does: `--name=value`, `--name value` for
  * non-boolean flags, a bare boolean `--name`, `-v=2`, `-v 2` or `-v2`, and `--` ending
  * the flags. The kubelet accepts no other arguments, so any other word is a layout error
- * that names where it comes from. A flag given twice appears twice; the kubelet uses the last.
+ * that names where it comes from. A flag given twice appears twice, and the kubelet uses
+ * the last. A string flag followed directly by another flag is read as having no value,
+ * where pflag would take that flag as the value.
  */
 export function parseKubeletArgs(args: readonly KubeletArgument[]): KubeletFlag[] {
   const flags: KubeletFlag[] = [];

@@ -1,14 +1,14 @@
 /**
  * Word splitting as systemd does it for unit settings and for `$VAR` expansion.
  *
- * Rules implemented (systemd 246 and later, `extract_first_word` in src/basic/extract-word.c):
+ * Rules implemented, as systemd splits unit settings and `$VAR` values:
  * - Words are separated by spaces, tabs and newlines. In unit settings a backslash at
  *   the end of a line joins it with the next one and acts as a separator.
  * - Single and double quotes group characters, also in the middle of a word
  *   (`a"b c"d` is one word `ab cd`), and are removed.
- * - In unit settings C escapes are decoded inside and outside quotes (`\n`, `\t`, `\s`,
- *   `\xHH`, `\NNN`, `\uXXXX`, `\\`, `\"`, `\'`, an escaped space or `;`); any other
- *   escape is invalid, as systemd rejects it.
+ * - In unit settings C escapes are decoded inside and outside quotes: `\n`, `\t`, `\s`,
+ *   `\xHH`, `\NNN`, `\uXXXX`, `\\`, `\"`, `\'`, an escaped space and `\;`. Any other
+ *   escape is invalid, because systemd rejects it too.
  * - When a variable's value is split for `$VAR`, a backslash takes the next character
  *   literally and an unterminated quote runs to the end of the value, because systemd
  *   splits with `EXTRACT_RELAX`.

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 
-import { expandExecStart, KubeletLayoutError, parseEnvironmentFile, parseKubeletArgs, parseSystemctlCat, type ArgumentSource, type KubeletArgument } from '../../steps/kubelet-config.js';
-import { loadLayout } from '../fixtures/kubelet/load.js';
+import { expandExecStart, parseEnvironmentFile, parseKubeletArgs, parseSystemctlCat, type ArgumentSource, type KubeletArgument } from '../../steps/kubelet-config.js';
+import { catchLayoutError, loadLayout } from '../fixtures/kubelet/load.js';
 
 const UNIT = '/etc/systemd/system/kubelet.service';
 const DROP_IN = '/usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf';
@@ -9,18 +9,6 @@ const FLAGS_ENV = '/var/lib/kubelet/kubeadm-flags.env';
 
 function unitOf(service: string) {
   return parseSystemctlCat(`# ${UNIT}\n[Service]\n${service}\n`);
-}
-
-function layoutError(action: () => unknown): KubeletLayoutError {
-  try {
-    action();
-  } catch (error) {
-    if (error instanceof KubeletLayoutError) {
-      return error;
-    }
-    throw error;
-  }
-  throw new Error('expected a KubeletLayoutError, but the call returned');
 }
 
 describe('parseEnvironmentFile', () => {
@@ -117,7 +105,7 @@ describe('expandExecStart', () => {
   });
 
   it('rejects an invalid $ reference', () => {
-    const error = layoutError(() => expandExecStart(unitOf('ExecStart=/usr/bin/kubelet $A-B'), new Map()));
+    const error = catchLayoutError(() => expandExecStart(unitOf('ExecStart=/usr/bin/kubelet $A-B'), new Map()));
     expect(error.file).to.equal(UNIT);
     expect(error.problem).to.equal('line 2: ExecStart= uses "$A-B", which is not a valid variable reference; write $NAME or ${NAME}');
   });
@@ -151,7 +139,7 @@ describe('parseKubeletArgs', () => {
   ];
   for (const { args, word } of stray) {
     it(`rejects the stray argument ${word}`, () => {
-      const error = layoutError(() => parseKubeletArgs(argsOf(...args)));
+      const error = catchLayoutError(() => parseKubeletArgs(argsOf(...args)));
       expect(error.file).to.equal(UNIT);
       expect(error.problem).to.equal(
         `the kubelet's command line has the argument "${word}", which is not a flag (from ExecStart= in ${UNIT} line 2); the kubelet accepts only flags, so fix or remove it`,

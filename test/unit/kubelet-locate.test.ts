@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 
-import { KubeletLayoutError, locateKubeletSettings, parseSystemctlCat, type KubeletSettings } from '../../steps/kubelet-config.js';
-import { layoutNames, loadLayout } from '../fixtures/kubelet/load.js';
+import { findConfigFile, locateKubeletSettings, parseSystemctlCat, type KubeletSettings } from '../../steps/kubelet-config.js';
+import { catchLayoutError, layoutNames, loadLayout, systemctlCatOf } from '../fixtures/kubelet/load.js';
 
 const KUBEADM_DROP_IN = '/usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf';
 const KUBEADM_FLAGS = '/var/lib/kubelet/kubeadm-flags.env';
@@ -139,7 +139,7 @@ const rejected: Array<{ layout: string; file: string; message: string }> = [
   {
     layout: 'reject-config-kind',
     file: '/var/lib/kubelet/config.yaml',
-    message: 'the config file has kind "KubeProxyConfiguration", expected KubeletConfiguration',
+    message: 'the config file has kind "KubeProxyConfiguration", expected KubeletConfiguration; check that --config names the kubelet\'s config file',
   },
   {
     layout: 'reject-standalone',
@@ -153,12 +153,6 @@ function summarize(settings: KubeletSettings): Summary {
   return summary;
 }
 
-function catOf(files: Record<string, string>): string {
-  return Object.entries(files)
-    .map(([path, content]) => `# ${path}\n${content}`)
-    .join('\n');
-}
-
 describe('locateKubeletSettings', () => {
   for (const { layout, expected } of accepted) {
     it(`locates settings in ${layout}`, () => {
@@ -169,17 +163,23 @@ describe('locateKubeletSettings', () => {
   for (const { layout, file, message } of rejected) {
     it(`rejects ${layout}`, () => {
       const fixture = loadLayout(layout);
-      const error = captureError(() => fixture.locate());
-      expect(error).to.be.instanceOf(KubeletLayoutError);
-      expect((error as KubeletLayoutError).file).to.equal(file);
-      expect((error as KubeletLayoutError).problem).to.equal(message);
-      expect((error as KubeletLayoutError).message).to.equal(`${file}: ${message}`);
+      const error = catchLayoutError(() => fixture.locate());
+      expect(error.file).to.equal(file);
+      expect(error.problem).to.equal(message);
+      expect(error.message).to.equal(`${file}: ${message}`);
     });
   }
 
   it('covers every fixture layout', () => {
     const covered = [...accepted, ...rejected].map((entry) => entry.layout).sort();
     expect(covered).to.deep.equal(layoutNames());
+  });
+
+  it('finds the config file path', () => {
+    const handmade = loadLayout('handmade');
+    const old = loadLayout('kubeadm-old-etc');
+    expect(findConfigFile(handmade.unit, handmade.envFiles)).to.equal('/var/lib/kubelet/kubelet-config.yaml');
+    expect(findConfigFile(old.unit, old.envFiles)).to.equal(undefined);
   });
 
   it('reads the flag before the config file', () => {
@@ -200,7 +200,7 @@ describe('locateKubeletSettings', () => {
   it('keeps a drop-in it wrote earlier', () => {
     const dropIn = '/etc/systemd/system/kubelet.service.d/99-kube-node-rename.conf';
     const fixture = loadLayout('handmade');
-    const output = catOf({
+    const output = systemctlCatOf({
       '/etc/systemd/system/kubelet.service': fixture.readHostFile('/etc/systemd/system/kubelet.service')!,
       [dropIn]: '[Service]\nExecStart=\nExecStart=/usr/local/bin/kubelet --kubeconfig=/var/lib/kubelet/kubeconfig --hostname-override=node-b\n',
     });
@@ -216,20 +216,19 @@ describe('locateKubeletSettings', () => {
 
   it('rejects a later drop-in that sets ExecStart', () => {
     const late = '/etc/systemd/system/kubelet.service.d/zz-local.conf';
-    const output = catOf({
+    const output = systemctlCatOf({
       '/etc/systemd/system/kubelet.service': '[Service]\nExecStart=/usr/bin/kubelet --kubeconfig=/etc/kubernetes/kubelet.conf\n',
       [late]: '[Service]\nExecStart=\nExecStart=/usr/bin/kubelet --kubeconfig=/etc/kubernetes/kubelet.conf --v=4\n',
     });
-    const error = captureError(() => locateKubeletSettings(parseSystemctlCat(output), new Map()));
-    expect(error).to.be.instanceOf(KubeletLayoutError);
-    expect((error as KubeletLayoutError).file).to.equal(late);
-    expect((error as KubeletLayoutError).problem).to.equal(
+    const error = catchLayoutError(() => locateKubeletSettings(parseSystemctlCat(output), new Map()));
+    expect(error.file).to.equal(late);
+    expect(error.problem).to.equal(
       'this drop-in sets ExecStart= and sorts after 99-kube-node-rename.conf, so a changed ExecStart in /etc/systemd/system/kubelet.service.d/99-kube-node-rename.conf would not take effect; rename the drop-in or move its ExecStart',
     );
   });
 
   it('skips a variable set by Environment=', () => {
-    const output = catOf({
+    const output = systemctlCatOf({
       '/usr/lib/systemd/system/kubelet.service': [
         '[Service]',
         'Environment="KUBELET_EXTRA_ARGS=--max-pods=150"',
@@ -244,50 +243,37 @@ describe('locateKubeletSettings', () => {
 
   it('rejects an override set by Environment=', () => {
     const unitFile = '/etc/systemd/system/kubelet.service';
-    const output = catOf({
+    const output = systemctlCatOf({
       [unitFile]: '[Service]\nEnvironment="ARGS=--kubeconfig=/etc/kubernetes/kubelet.conf --hostname-override=a"\nExecStart=/usr/bin/kubelet $ARGS\n',
     });
-    const error = captureError(() => locateKubeletSettings(parseSystemctlCat(output), new Map()));
-    expect(error).to.be.instanceOf(KubeletLayoutError);
-    expect((error as KubeletLayoutError).file).to.equal(unitFile);
-    expect((error as KubeletLayoutError).problem).to.equal(
+    const error = catchLayoutError(() => locateKubeletSettings(parseSystemctlCat(output), new Map()));
+    expect(error.file).to.equal(unitFile);
+    expect(error.problem).to.equal(
       'line 2: --hostname-override is set through Environment=ARGS; the tool edits only environment files and ExecStart, so move the flag to an EnvironmentFile or to ExecStart',
     );
   });
 
   it('rejects a non-boolean --rotate-certificates', () => {
     const unitFile = '/etc/systemd/system/kubelet.service';
-    const output = catOf({ [unitFile]: '[Service]\nExecStart=/usr/bin/kubelet --kubeconfig=/k --rotate-certificates=yes\n' });
-    const error = captureError(() => locateKubeletSettings(parseSystemctlCat(output), new Map()));
-    expect(error).to.be.instanceOf(KubeletLayoutError);
-    expect((error as KubeletLayoutError).message).to.equal(
+    const output = systemctlCatOf({ [unitFile]: '[Service]\nExecStart=/usr/bin/kubelet --kubeconfig=/k --rotate-certificates=yes\n' });
+    const error = catchLayoutError(() => locateKubeletSettings(parseSystemctlCat(output), new Map()));
+    expect(error.message).to.equal(
       `${unitFile}: --rotate-certificates=yes (from ExecStart= in ${unitFile} line 2) is not a boolean; use true or false`,
     );
   });
 
   it('rejects invalid config YAML', () => {
     const fixture = loadLayout('kubeadm-deb');
-    const error = captureError(() => locateKubeletSettings(fixture.unit, fixture.envFiles, 'rotateCertificates: [true\n'));
-    expect(error).to.be.instanceOf(KubeletLayoutError);
-    expect((error as KubeletLayoutError).file).to.equal('/var/lib/kubelet/config.yaml');
-    expect((error as KubeletLayoutError).problem).to.match(/^the kubelet config file is not valid YAML: /);
+    const error = catchLayoutError(() => locateKubeletSettings(fixture.unit, fixture.envFiles, 'rotateCertificates: [true\n'));
+    expect(error.file).to.equal('/var/lib/kubelet/config.yaml');
+    expect(error.problem).to.match(/^the kubelet config file is not valid YAML: /);
   });
 
   it('rejects a missing config file', () => {
     const fixture = loadLayout('kubeadm-deb');
-    const error = captureError(() => locateKubeletSettings(fixture.unit, fixture.envFiles, undefined));
-    expect(error).to.be.instanceOf(KubeletLayoutError);
-    expect((error as KubeletLayoutError).message).to.equal(
+    const error = catchLayoutError(() => locateKubeletSettings(fixture.unit, fixture.envFiles, undefined));
+    expect(error.message).to.equal(
       '/var/lib/kubelet/config.yaml: the kubelet config file named by --config is missing; the kubelet cannot start without it',
     );
   });
 });
-
-function captureError(action: () => unknown): unknown {
-  try {
-    action();
-  } catch (error) {
-    return error;
-  }
-  throw new Error('expected an error, but the call returned');
-}

@@ -1,29 +1,11 @@
 import { expect } from 'chai';
 
-import { KubeletLayoutError, parseSystemctlCat } from '../../steps/kubelet-config.js';
+import { parseSystemctlCat } from '../../steps/kubelet-config.js';
 import { splitWords, WordSplitError, type SplitMode } from '../../steps/kubelet-words.js';
-import { layoutNames, loadLayout } from '../fixtures/kubelet/load.js';
+import { catchLayoutError, layoutNames, loadLayout, systemctlCatOf } from '../fixtures/kubelet/load.js';
 
 const UNIT = '/usr/lib/systemd/system/kubelet.service';
 const DROP_IN = '/usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf';
-
-function catOf(files: Record<string, string>): string {
-  return Object.entries(files)
-    .map(([path, content]) => `# ${path}\n${content}`)
-    .join('\n');
-}
-
-function layoutError(action: () => unknown): KubeletLayoutError {
-  try {
-    action();
-  } catch (error) {
-    if (error instanceof KubeletLayoutError) {
-      return error;
-    }
-    throw error;
-  }
-  throw new Error('expected a KubeletLayoutError, but the call returned');
-}
 
 describe('splitWords', () => {
   const cases: Array<{ mode: SplitMode; text: string; words: string[] }> = [
@@ -121,13 +103,13 @@ describe('parseSystemctlCat', () => {
   });
 
   it('skips comments inside a continuation', () => {
-    const unit = parseSystemctlCat(catOf({ [UNIT]: '[Service]\nExecStart=/usr/bin/kubelet \\\n# --v=9 \\\n  --v=2\n' }));
+    const unit = parseSystemctlCat(systemctlCatOf({ [UNIT]: '[Service]\nExecStart=/usr/bin/kubelet \\\n# --v=9 \\\n  --v=2\n' }));
     expect(unit.execStart[0].words).to.deep.equal(['/usr/bin/kubelet', '--v=2']);
   });
 
   it('clears lists on empty assignments', () => {
     const unit = parseSystemctlCat(
-      catOf({
+      systemctlCatOf({
         [UNIT]: '[Service]\nEnvironment=A=1 "B=2 3"\nEnvironmentFile=/etc/a\nExecStart=/usr/bin/kubelet\n',
         [DROP_IN]: '[Service]\nEnvironment=\nEnvironmentFile=\nEnvironment=C=4\nEnvironmentFile=-/etc/b\n',
       }),
@@ -138,7 +120,7 @@ describe('parseSystemctlCat', () => {
   });
 
   it('splits several Environment assignments', () => {
-    const unit = parseSystemctlCat(catOf({ [UNIT]: '[Service]\nEnvironment=A=1 "B=2 3" not-valid 9X=1 C=\n' }));
+    const unit = parseSystemctlCat(systemctlCatOf({ [UNIT]: '[Service]\nEnvironment=A=1 "B=2 3" not-valid 9X=1 C=\n' }));
     expect(unit.environment.map(({ name, value }) => [name, value])).to.deep.equal([
       ['A', '1'],
       ['B', '2 3'],
@@ -147,13 +129,13 @@ describe('parseSystemctlCat', () => {
   });
 
   it('ignores settings outside [Service]', () => {
-    const unit = parseSystemctlCat(catOf({ [UNIT]: '[Unit]\nExecStart=/bin/false\n[Install]\nEnvironment=A=1\n' }));
+    const unit = parseSystemctlCat(systemctlCatOf({ [UNIT]: '[Unit]\nExecStart=/bin/false\n[Install]\nEnvironment=A=1\n' }));
     expect(unit.execStart).to.deep.equal([]);
     expect(unit.environment).to.deep.equal([]);
   });
 
   it('reads exec prefixes and %%', () => {
-    const unit = parseSystemctlCat(catOf({ [UNIT]: '[Service]\nExecStart=-@/usr/bin/kubelet kubelet --node-labels=a=50%%\n' }));
+    const unit = parseSystemctlCat(systemctlCatOf({ [UNIT]: '[Service]\nExecStart=-@/usr/bin/kubelet kubelet --node-labels=a=50%%\n' }));
     expect(unit.execStart[0].prefixes).to.equal('-@');
     expect(unit.execStart[0].words).to.deep.equal(['/usr/bin/kubelet', 'kubelet', '--node-labels=a=50%']);
     expect(unit.execStart[0].raw).to.equal('-@/usr/bin/kubelet kubelet --node-labels=a=50%%');
@@ -184,26 +166,26 @@ describe('parseSystemctlCat', () => {
     },
     {
       name: 'a line without =',
-      output: catOf({ [UNIT]: '[Service]\nExecStart /usr/bin/kubelet\n' }),
+      output: systemctlCatOf({ [UNIT]: '[Service]\nExecStart /usr/bin/kubelet\n' }),
       file: UNIT,
       problem: 'line 2 is neither a section, a comment nor a Key=Value assignment',
     },
     {
       name: 'several commands',
-      output: catOf({ [UNIT]: '[Service]\nExecStart=/usr/bin/kubelet ; /bin/true\n' }),
+      output: systemctlCatOf({ [UNIT]: '[Service]\nExecStart=/usr/bin/kubelet ; /bin/true\n' }),
       file: UNIT,
       problem: 'line 2: ExecStart= runs several commands separated by ";"; the kubelet\'s unit must run one command',
     },
     {
       name: 'an invalid escape',
-      output: catOf({ [UNIT]: '[Service]\nExecStart=/usr/bin/kubelet --x=\\q\n' }),
+      output: systemctlCatOf({ [UNIT]: '[Service]\nExecStart=/usr/bin/kubelet --x=\\q\n' }),
       file: UNIT,
       problem: 'line 2: ExecStart= cannot be split into words: invalid escape \\q at offset 21',
     },
   ];
   for (const { name, output, file, problem } of invalid) {
     it(`rejects ${name}`, () => {
-      const error = layoutError(() => parseSystemctlCat(output));
+      const error = catchLayoutError(() => parseSystemctlCat(output));
       expect(error.file).to.equal(file);
       expect(error.problem).to.equal(problem);
     });

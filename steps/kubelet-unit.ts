@@ -1,3 +1,4 @@
+import { VARIABLE_NAME } from './kubelet-env-file.js';
 import { KubeletLayoutError } from './kubelet-errors.js';
 import { splitWords, WordSplitError } from './kubelet-words.js';
 
@@ -49,7 +50,6 @@ export interface KubeletUnit {
 
 const SYSTEMCTL_CAT = 'output of systemctl cat kubelet';
 const HEADER = /^# (\/\S+\.(?:service|conf))$/;
-const VALID_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /**
  * Parses the output of `systemctl cat kubelet`: each file starts with a `# /path` line, the
@@ -199,7 +199,7 @@ function applyAssignment(unit: KubeletUnit, assignment: Assignment): void {
         const text = unescapePercent(word.text);
         const equals = text.indexOf('=');
         const name = text.slice(0, equals);
-        if (equals > 0 && VALID_NAME.test(name)) {
+        if (equals > 0 && VARIABLE_NAME.test(name)) {
           unit.environment.push({ file, line, name, value: text.slice(equals + 1) });
         }
       }

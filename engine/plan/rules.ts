@@ -14,6 +14,8 @@ interface RawNode {
 }
 
 const HOST_LABEL = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
+const HOST_CHARACTERS = /^[A-Za-z0-9.:_%-]+$/;
+export const HOST_FIX = 'write an address such as 10.0.1.12 or fd00::12 (IPv6 without brackets), or a host name such as worker-12.example.com';
 
 /** Checks whether `host` is an IPv4 or IPv6 address (an IPv6 zone such as %eth0 allowed) or a DNS host name. */
 export function isValidHost(host: string): boolean {
@@ -105,10 +107,10 @@ function reportCycle(cycle: RawNode[], source: YamlSource, issues: IssueList): v
 
 function checkHosts(nodes: RawNode[], source: YamlSource, issues: IssueList): void {
   for (const node of nodes) {
-    if (typeof node.host !== 'string' || node.host === '' || isValidHost(node.host)) continue;
+    // Characters outside the schema's pattern are reported by the schema check.
+    if (typeof node.host !== 'string' || !HOST_CHARACTERS.test(node.host) || isValidHost(node.host)) continue;
     const path = ['spec', 'nodes', node.index, 'host'];
-    const fix = node.host.startsWith('[') ? 'write the IPv6 address without brackets, for example fd00::12' : 'write an address such as 10.0.1.12 or fd00::12, or a host name such as worker-12.example.com';
-    issues.add(source.valuePosition(path), path, `must be an IPv4 address, an IPv6 address or a DNS host name; got ${showValue(node.host)}`, fix);
+    issues.add(source.valuePosition(path), path, `must be an IPv4 address, an IPv6 address or a DNS host name; got ${showValue(node.host)}`, HOST_FIX);
   }
 }
 

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import Ajv2020Module, { type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import type { IssueList } from './issues.js';
 import { showValue } from './issues.js';
+import { HOST_FIX } from './rules.js';
 import type { PathSegment, YamlSource } from './yaml-source.js';
 
 export const SCHEMA_URL = new URL('../../../schemas/renameplan.v1alpha1.json', import.meta.url);
@@ -34,7 +35,7 @@ const FORMATS: Record<string, { expected: string; fix: string }> = {
   },
   host: {
     expected: 'an IPv4 address, an IPv6 address or a DNS name',
-    fix: 'write an address such as 10.0.1.12 or fd00::12, or a host name such as worker-12.example.com',
+    fix: HOST_FIX,
   },
   user: {
     expected: 'a user name (letters, digits, "_", "." and "-", at most 32 characters, not starting with a digit)',

@@ -27,7 +27,7 @@ export type RotationSource =
   | { kind: 'config-file'; file: string }
   | { kind: 'default' };
 
-/** Location where `--hostname-override` is or should be written. */
+/** Location where a kubelet flag such as `--hostname-override` is or should be written. */
 export type FlagLocation =
   | {
       kind: 'environment-file';
@@ -46,6 +46,12 @@ export type FlagLocation =
       sourceFile: string;
     };
 
+/** The place to change the effective `rotateCertificates` value. */
+export type RotationEdit =
+  | { kind: 'config-file'; path: string; field: 'rotateCertificates' }
+  | { kind: 'flag'; location: FlagLocation }
+  | { kind: 'not-editable'; problem: string };
+
 /** Locations and values of the kubelet's settings on one host. */
 export interface KubeletSettings {
   executable: string;
@@ -57,7 +63,11 @@ export interface KubeletSettings {
   configFile: string | undefined;
   /** The current `--hostname-override`, or undefined when the kubelet uses the host name. */
   nodeNameOverride: { value: string; source: ArgumentSource } | undefined;
-  rotateCertificates: { value: boolean; source: RotationSource };
+  /**
+   * The effective value, where it comes from, and where to change it: the config file
+   * when the value comes from it or from the default, else the `--rotate-certificates` flag.
+   */
+  rotateCertificates: { value: boolean; source: RotationSource; edit: RotationEdit };
   hostnameOverride: FlagLocation;
   command: KubeletCommand;
   flags: KubeletFlag[];
@@ -108,6 +118,7 @@ export function locateKubeletSettings(
   }
   const configFile = nonEmpty(findFlag(flags, 'config')?.value);
   const override = findFlag(flags, HOSTNAME_OVERRIDE);
+  const rotation = readRotation(flags, configFile, configFileText);
 
   return {
     executable: command.executable,
@@ -116,8 +127,8 @@ export function locateKubeletSettings(
     certDir: nonEmpty(findFlag(flags, 'cert-dir')?.value) ?? DEFAULT_CERT_DIR,
     configFile,
     nodeNameOverride: override?.value ? { value: override.value, source: override.source } : undefined,
-    rotateCertificates: readRotation(flags, configFile, configFileText),
-    hostnameOverride: locateHostnameOverride(unit, command, flags, envFiles),
+    rotateCertificates: { ...rotation, edit: locateRotationEdit(unit, command, flags, envFiles, rotation.source, configFile) },
+    hostnameOverride: locateFlag(unit, command, flags, envFiles, HOSTNAME_OVERRIDE),
     command,
     flags,
   };
@@ -141,7 +152,7 @@ const BOOLEAN_WORDS: Record<string, boolean> = {
   '0': false, f: false, F: false, false: false, FALSE: false, False: false,
 };
 
-function readRotation(flags: KubeletFlag[], configFile: string | undefined, configFileText: string | undefined): KubeletSettings['rotateCertificates'] {
+function readRotation(flags: KubeletFlag[], configFile: string | undefined, configFileText: string | undefined): { value: boolean; source: RotationSource } {
   const flag = findFlag(flags, 'rotate-certificates');
   if (flag !== undefined) {
     const value = flag.value === undefined ? true : BOOLEAN_WORDS[flag.value];
@@ -189,15 +200,38 @@ function readConfigFile(path: string, text: string | undefined): Record<string, 
   return config;
 }
 
-function locateHostnameOverride(
+function locateRotationEdit(
   unit: KubeletUnit,
   command: KubeletCommand,
   flags: KubeletFlag[],
   envFiles: ReadonlyMap<string, string | undefined>,
+  source: RotationSource,
+  configFile: string | undefined,
+): RotationEdit {
+  if (source.kind !== 'flag' && configFile !== undefined) {
+    return { kind: 'config-file', path: configFile, field: 'rotateCertificates' };
+  }
+  try {
+    return { kind: 'flag', location: locateFlag(unit, command, flags, envFiles, 'rotate-certificates') };
+  } catch (error) {
+    if (error instanceof KubeletLayoutError) {
+      return { kind: 'not-editable', problem: error.message };
+    }
+    throw error;
+  }
+}
+
+/** Finds where the flag `name` is written, or where it should be added when it is absent. */
+function locateFlag(
+  unit: KubeletUnit,
+  command: KubeletCommand,
+  flags: KubeletFlag[],
+  envFiles: ReadonlyMap<string, string | undefined>,
+  name: string,
 ): FlagLocation {
-  const present = flags.filter((flag) => flag.name === HOSTNAME_OVERRIDE);
+  const present = flags.filter((flag) => flag.name === name);
   if (present.length > 0) {
-    return locationOfExisting(unit, command, present);
+    return locationOfExisting(unit, command, present, name);
   }
 
   const candidates: Array<{ variable: string; matches: (path: string) => boolean }> = [
@@ -217,11 +251,11 @@ function locateHostnameOverride(
   return dropInLocation(unit, command);
 }
 
-function locationOfExisting(unit: KubeletUnit, command: KubeletCommand, present: KubeletFlag[]): FlagLocation {
+function locationOfExisting(unit: KubeletUnit, command: KubeletCommand, present: KubeletFlag[], name: string): FlagLocation {
   const sources = new Set(present.map((flag) => describeSource(flag.source)));
   const { source } = present[present.length - 1];
   if (sources.size > 1) {
-    throw new KubeletLayoutError(source.file, `--hostname-override is set in several places (${[...sources].join('; ')}); keep only one of them`);
+    throw new KubeletLayoutError(source.file, `--${name} is set in several places (${[...sources].join('; ')}); keep only one of them`);
   }
 
   switch (source.kind) {
@@ -231,9 +265,9 @@ function locationOfExisting(unit: KubeletUnit, command: KubeletCommand, present:
       if (source.split) {
         return { kind: 'environment-file', path: source.file, variable: source.variable, exists: true };
       }
-      throw new KubeletLayoutError(source.file, `--hostname-override comes from \${${source.variable}}, which ExecStart passes as a single argument; use $${source.variable} in ExecStart so the tool can edit the flag`);
+      throw new KubeletLayoutError(source.file, `--${name} comes from \${${source.variable}}, which ExecStart passes as a single argument; use $${source.variable} in ExecStart so the tool can edit the flag`);
     case 'environment':
-      throw new KubeletLayoutError(source.file, `line ${source.line}: --hostname-override is set through Environment=${source.variable}; the tool edits only environment files and ExecStart, so move the flag to an EnvironmentFile or to ExecStart`);
+      throw new KubeletLayoutError(source.file, `line ${source.line}: --${name} is set through Environment=${source.variable}; the tool edits only environment files and ExecStart, so move the flag to an EnvironmentFile or to ExecStart`);
   }
 }
 

@@ -1,12 +1,27 @@
 import { expect } from 'chai';
 
-import { findConfigFile, locateKubeletSettings, parseSystemctlCat, type KubeletSettings } from '../../steps/kubelet-config.js';
+import { findConfigFile, locateKubeletSettings, parseSystemctlCat, type FlagLocation, type KubeletSettings } from '../../steps/kubelet-config.js';
 import { catchLayoutError, layoutNames, loadLayout, systemctlCatOf } from '../fixtures/kubelet/load.js';
 
 const KUBEADM_DROP_IN = '/usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf';
 const KUBEADM_FLAGS = '/var/lib/kubelet/kubeadm-flags.env';
 
 type Summary = Omit<KubeletSettings, 'command' | 'flags'>;
+
+const HANDMADE_DROP_IN: FlagLocation = {
+  kind: 'exec-start-drop-in',
+  path: '/etc/systemd/system/kubelet.service.d/99-kube-node-rename.conf',
+  commandLine: [
+    '/usr/local/bin/kubelet \\',
+    '    --kubeconfig=/var/lib/kubelet/kubeconfig \\',
+    '    --config /var/lib/kubelet/kubelet-config.yaml \\',
+    '    --cert-dir=/var/lib/kubelet/certs \\',
+    '    --hostname-override node-a \\',
+    '    --rotate-certificates \\',
+    '    --v=2',
+  ].join('\n'),
+  sourceFile: '/etc/systemd/system/kubelet.service',
+};
 
 const accepted: Array<{ layout: string; expected: Summary }> = [
   {
@@ -18,7 +33,11 @@ const accepted: Array<{ layout: string; expected: Summary }> = [
       certDir: '/var/lib/kubelet/pki',
       configFile: '/var/lib/kubelet/config.yaml',
       nodeNameOverride: undefined,
-      rotateCertificates: { value: true, source: { kind: 'config-file', file: '/var/lib/kubelet/config.yaml' } },
+      rotateCertificates: {
+        value: true,
+        source: { kind: 'config-file', file: '/var/lib/kubelet/config.yaml' },
+        edit: { kind: 'config-file', path: '/var/lib/kubelet/config.yaml', field: 'rotateCertificates' },
+      },
       hostnameOverride: { kind: 'environment-file', path: KUBEADM_FLAGS, variable: 'KUBELET_KUBEADM_ARGS', exists: true },
     },
   },
@@ -34,7 +53,7 @@ const accepted: Array<{ layout: string; expected: Summary }> = [
         value: 'worker-a',
         source: { kind: 'environment-file', file: KUBEADM_FLAGS, line: 1, variable: 'KUBELET_KUBEADM_ARGS', split: true },
       },
-      rotateCertificates: { value: false, source: { kind: 'default' } },
+      rotateCertificates: { value: false, source: { kind: 'default' }, edit: { kind: 'config-file', path: '/var/lib/kubelet/config.yaml', field: 'rotateCertificates' } },
       hostnameOverride: { kind: 'environment-file', path: KUBEADM_FLAGS, variable: 'KUBELET_KUBEADM_ARGS', exists: true },
     },
   },
@@ -47,7 +66,11 @@ const accepted: Array<{ layout: string; expected: Summary }> = [
       certDir: '/var/lib/kubelet/pki',
       configFile: '/var/lib/kubelet/config.yaml',
       nodeNameOverride: undefined,
-      rotateCertificates: { value: true, source: { kind: 'config-file', file: '/var/lib/kubelet/config.yaml' } },
+      rotateCertificates: {
+        value: true,
+        source: { kind: 'config-file', file: '/var/lib/kubelet/config.yaml' },
+        edit: { kind: 'config-file', path: '/var/lib/kubelet/config.yaml', field: 'rotateCertificates' },
+      },
       hostnameOverride: { kind: 'environment-file', path: KUBEADM_FLAGS, variable: 'KUBELET_KUBEADM_ARGS', exists: true },
     },
   },
@@ -72,6 +95,11 @@ const accepted: Array<{ layout: string; expected: Summary }> = [
             split: true,
           },
         },
+        edit: {
+          kind: 'not-editable',
+          problem:
+            '/etc/systemd/system/kubelet.service.d/10-kubeadm.conf: line 8: --rotate-certificates is set through Environment=KUBELET_CERTIFICATE_ARGS; the tool edits only environment files and ExecStart, so move the flag to an EnvironmentFile or to ExecStart',
+        },
       },
       hostnameOverride: { kind: 'environment-file', path: '/etc/default/kubelet', variable: 'KUBELET_EXTRA_ARGS', exists: false },
     },
@@ -85,21 +113,12 @@ const accepted: Array<{ layout: string; expected: Summary }> = [
       certDir: '/var/lib/kubelet/certs',
       configFile: '/var/lib/kubelet/kubelet-config.yaml',
       nodeNameOverride: { value: 'node-a', source: { kind: 'exec-start', file: '/etc/systemd/system/kubelet.service', line: 7 } },
-      rotateCertificates: { value: true, source: { kind: 'flag', source: { kind: 'exec-start', file: '/etc/systemd/system/kubelet.service', line: 7 } } },
-      hostnameOverride: {
-        kind: 'exec-start-drop-in',
-        path: '/etc/systemd/system/kubelet.service.d/99-kube-node-rename.conf',
-        commandLine: [
-          '/usr/local/bin/kubelet \\',
-          '    --kubeconfig=/var/lib/kubelet/kubeconfig \\',
-          '    --config /var/lib/kubelet/kubelet-config.yaml \\',
-          '    --cert-dir=/var/lib/kubelet/certs \\',
-          '    --hostname-override node-a \\',
-          '    --rotate-certificates \\',
-          '    --v=2',
-        ].join('\n'),
-        sourceFile: '/etc/systemd/system/kubelet.service',
+      rotateCertificates: {
+        value: true,
+        source: { kind: 'flag', source: { kind: 'exec-start', file: '/etc/systemd/system/kubelet.service', line: 7 } },
+        edit: { kind: 'flag', location: HANDMADE_DROP_IN },
       },
+      hostnameOverride: HANDMADE_DROP_IN,
     },
   },
 ];
@@ -239,6 +258,23 @@ describe('locateKubeletSettings', () => {
     });
     const settings = locateKubeletSettings(parseSystemctlCat(output), new Map([['/etc/default/kubelet', undefined]]));
     expect(settings.hostnameOverride.kind).to.equal('exec-start-drop-in');
+  });
+
+  it('edits rotation through a flag without config', () => {
+    const output = systemctlCatOf({
+      '/usr/lib/systemd/system/kubelet.service': [
+        '[Service]',
+        'EnvironmentFile=-/etc/default/kubelet',
+        'ExecStart=/usr/bin/kubelet --kubeconfig=/etc/kubernetes/kubelet.conf $KUBELET_EXTRA_ARGS',
+        '',
+      ].join('\n'),
+    });
+    const settings = locateKubeletSettings(parseSystemctlCat(output), new Map([['/etc/default/kubelet', '']]));
+    expect(settings.rotateCertificates).to.deep.equal({
+      value: false,
+      source: { kind: 'default' },
+      edit: { kind: 'flag', location: { kind: 'environment-file', path: '/etc/default/kubelet', variable: 'KUBELET_EXTRA_ARGS', exists: true } },
+    });
   });
 
   it('rejects an override set by Environment=', () => {

@@ -1,30 +1,39 @@
-// Placeholder recipe, replaced by the real rename steps. Its two steps let
-// `graph` and `apply --dry-run` show the DAG shape; running them fails on
-// purpose, so no run can pass for a rename.
-import type { Recipe, StepDefinition } from '../engine/step.js';
+// The rename recipe: the chain of steps that renames one node, and the services they share.
+import type { Recipe } from '../engine/step.js';
+import { clusterSteps } from './cluster-steps.js';
+import { credentialSteps } from './credential-steps.js';
+import { KubeClient } from './kube.js';
+import { kubeletSteps } from './kubelet-steps.js';
+import { defaultHostFor, type RenameServices } from './services.js';
 
-export type RenameServices = Record<string, never>;
-
-function placeholder(name: string, description: string, flags: Pick<StepDefinition<RenameServices>, 'touchesHost' | 'releasesName'>): StepDefinition<RenameServices> {
-  return {
-    name,
-    description,
-    timeoutMs: 1000,
-    ...flags,
-    dryRun: (ctx) => `would ${description.toLowerCase()} for ${ctx.node.from} -> ${ctx.node.to}`,
-    run: async () => {
-      throw new Error(`step ${name} is a placeholder: this build has no rename steps`);
-    },
-  };
-}
+export type { RenameServices } from './services.js';
 
 export function createRenameRecipe(): Recipe<RenameServices> {
   return {
-    name: 'placeholder',
+    name: 'rename',
     steps: [
-      placeholder('delete-old-node', 'Delete the old Node object', { releasesName: true }),
-      placeholder('rename-host', 'Rename the host and restart the kubelet', { touchesHost: true }),
+      clusterSteps.preflightCluster,
+      kubeletSteps.preflightHost,
+      clusterSteps.snapshotStep,
+      credentialSteps.bootstrapCredentials,
+      clusterSteps.podsStep,
+      kubeletSteps.configureKubelet,
+      kubeletSteps.restartKubelet,
+      credentialSteps.approveCsr,
+      clusterSteps.waitReady,
+      clusterSteps.carryMetadata,
+      kubeletSteps.restoreRotation,
+      clusterSteps.deleteOldNode,
+      credentialSteps.verifyCleanup,
     ],
-    createServices: async () => ({}),
+    async createServices({ plan, kubeconfig, context }) {
+      const access = plan.spec.access;
+      return {
+        kube: KubeClient.fromFile(kubeconfig, context),
+        access,
+        hostFor: defaultHostFor(access),
+        now: () => new Date(),
+      };
+    },
   };
 }

@@ -63,9 +63,10 @@ export async function backupHostFile(host: HostRunner, path: string, backupDir: 
 
 /**
  * Moves files (symbolic links as links) into a backup folder without overwriting anything there:
- * a name already taken gets a numeric suffix. Missing sources are skipped. Prints the moved paths.
+ * a name already taken gets a numeric suffix. Missing sources are skipped. Returns each moved
+ * file with its place in the backup, so it can be moved back.
  */
-export async function moveIntoBackup(host: HostRunner, backupDir: string, paths: string[]): Promise<string[]> {
+export async function moveIntoBackup(host: HostRunner, backupDir: string, paths: string[]): Promise<MovedFile[]> {
   const script = [
     'set -e',
     'umask 077',
@@ -77,11 +78,37 @@ export async function moveIntoBackup(host: HostRunner, backupDir: string, paths:
     '  base=$(basename -- "$f"); target="$dest/$base"; n=1',
     '  while [ -e "$target" ] || [ -L "$target" ]; do target="$dest/$base.$n"; n=$((n+1)); done',
     '  mv -- "$f" "$target"',
-    '  echo "$f"',
+    '  printf "%s\\t%s\\n" "$f" "$target"',
     'done',
   ].join('\n');
   const result = await host.script(`move ${paths.length} file(s) into ${backupDir}`, script, [backupDir, ...paths]);
-  return result.stdout.split('\n').filter(Boolean);
+  return result.stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => {
+      const [path, backup] = line.split('\t');
+      return { path: path!, backup: backup! };
+    });
+}
+
+export interface MovedFile {
+  path: string;
+  backup: string;
+}
+
+/**
+ * Moves files back from the backup to where they were. A file already at the original path is
+ * first moved into `asideDir`, so nothing is overwritten or lost.
+ */
+export async function restoreFromBackup(host: HostRunner, files: MovedFile[], asideDir: string): Promise<MovedFile[]> {
+  const restored: MovedFile[] = [];
+  for (const file of files) {
+    if (!(await hostPathExists(host, file.backup))) continue;
+    if (await hostPathExists(host, file.path)) await moveIntoBackup(host, asideDir, [file.path]);
+    await host.script(`restore ${file.path}`, 'set -e\nmkdir -p -- "$(dirname -- "$2")"\nmv -- "$1" "$2"', [file.backup, file.path]);
+    restored.push(file);
+  }
+  return restored;
 }
 
 /** Lists files in a folder whose names match a shell pattern, as absolute paths. */

@@ -120,9 +120,9 @@ const restartKubelet: Step = {
     }
     await systemctl(host, 'stop', settings.unit);
     const certificates = await listHostFiles(host, settings.certDir, 'kubelet-client-*');
-    const moved = await moveIntoBackup(host, `${backupDir(ctx)}/credentials`, [settings.kubeconfig, ...certificates]);
+    const moved = (await moveIntoBackup(host, `${backupDir(ctx)}/credentials`, [settings.kubeconfig, ...certificates])).map((m) => ({ ...m }));
     await systemctl(host, 'start', settings.unit);
-    ctx.log.info('restarted the kubelet without its old client certificate', { moved });
+    ctx.log.info('restarted the kubelet without its old client certificate', { moved: moved.map((m) => m.path) });
     return { kind: 'done', outputs: { moved, restartedAt: ctx.services.now().toISOString() }, summary: `moved ${moved.length} file(s) into the backup and restarted` };
   },
 };

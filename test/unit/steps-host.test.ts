@@ -12,6 +12,7 @@ import {
   moveIntoBackup,
   readClientIdentity,
   readHostFile,
+  restoreFromBackup,
   writeHostFile,
 } from '../../steps/host-files.js';
 
@@ -153,13 +154,22 @@ describe('host files', () => {
     const files = await listHostFiles(localHost(), pki, 'kubelet-client-*');
     expect(files.sort()).to.deep.equal([path.join(pki, 'kubelet-client-2026.pem'), path.join(pki, 'kubelet-client-current.pem')]);
     const moved = await moveIntoBackup(localHost(), backups, [...files, path.join(pki, 'absent.pem')]);
-    expect(moved.sort()).to.deep.equal(files.sort());
+    expect(moved.map((m) => m.path).sort()).to.deep.equal(files.sort());
+    expect(moved.find((m) => m.path.endsWith('kubelet-client-2026.pem'))?.backup).to.equal(path.join(backups, 'kubelet-client-2026.pem.1'));
     expect(existsSync(path.join(pki, 'kubelet.crt'))).to.equal(true);
     expect(readFileSync(path.join(backups, 'kubelet-client-2026.pem'), 'utf8')).to.equal('from an earlier rename');
     expect(readFileSync(path.join(backups, 'kubelet-client-2026.pem.1'), 'utf8')).to.equal('cert');
     expect(lstatSync(path.join(backups, 'kubelet-client-current.pem')).isSymbolicLink()).to.equal(true);
     expect(readlinkSync(path.join(backups, 'kubelet-client-current.pem'))).to.equal(path.join(pki, 'kubelet-client-2026.pem'));
     expect(statSync(backups).mode & 0o777).to.equal(0o700);
+
+    writeFileSync(path.join(pki, 'kubelet-client-current.pem'), 'written by the new kubelet');
+    const aside = path.join(dir, 'aside');
+    const restored = await restoreFromBackup(localHost(), moved, aside);
+    expect(restored).to.have.length(2);
+    expect(readFileSync(path.join(pki, 'kubelet-client-2026.pem'), 'utf8')).to.equal('cert');
+    expect(readlinkSync(path.join(pki, 'kubelet-client-current.pem'))).to.equal(path.join(pki, 'kubelet-client-2026.pem'));
+    expect(readFileSync(path.join(aside, 'kubelet-client-current.pem'), 'utf8')).to.equal('written by the new kubelet');
   });
 
   it('reads the client identity without the private key', async () => {

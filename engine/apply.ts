@@ -84,6 +84,7 @@ export async function applyPlan<S>(options: ApplyOptions<S>): Promise<RunReport>
     } finally {
       await journal.close();
     }
+    report.checkpointBytes = journal.writtenBytes;
     return report;
   } finally {
     lock.release();

@@ -7,6 +7,7 @@
 // - after more than `maxFailures` failed nodes no node is admitted, and nodes
 //   in flight run to the end of their chains;
 // - on stop (first signal) no step starts, and running steps finish or time out.
+import { setMaxListeners } from 'node:events';
 import type { Dag, DagNode, DagStep } from './dag.js';
 import { MinHeap } from './heap.js';
 import type { Logger } from './logger.js';
@@ -42,6 +43,8 @@ export interface RunReport {
   outcome: RunOutcome;
   nodes: { node: string; to: string; outcome: NodeOutcome }[];
   counts: Record<NodeOutcome['kind'], number>;
+  /** Bytes written to the journal and snapshots by this run; set by applyPlan once the journal is closed. */
+  checkpointBytes?: number;
 }
 
 type NodeProgress = 'waiting' | 'queued' | 'active' | 'ended';
@@ -84,6 +87,8 @@ class DagRun<S> {
 
   async run(): Promise<RunReport> {
     const { journal, logger } = this.options;
+    // Every running step listens to these two signals.
+    setMaxListeners(0, this.options.stopSignal, this.options.abortSignal);
     for (const node of Object.keys(journal.state.blocked)) await journal.append({ type: 'node-unblocked', node });
     const count = this.nodes.length;
     for (const node of this.nodes) {

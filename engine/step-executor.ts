@@ -109,9 +109,19 @@ export async function executeStep<S>(execution: StepExecution<S>): Promise<StepO
 /** One call of the step's run(), bounded by its timeout and by the abort signal. */
 async function runAttempt<S>(execution: StepExecution<S>, attempt: number): Promise<StepResult> {
   const { definition, step, journal } = execution;
-  const timeout = new AbortController();
-  const signal = AbortSignal.any([timeout.signal, execution.abortSignal]);
-  const timer = setTimeout(() => timeout.abort(new StepTimeoutError(definition.timeoutMs)), definition.timeoutMs);
+  // One controller per attempt, aborted by the timeout or by the run's abort
+  // signal. AbortSignal.any would keep every attempt's signal reachable from
+  // the run's signal until the run ends, which at 10,000 nodes costs memory.
+  const controller = new AbortController();
+  const signal = controller.signal;
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    controller.abort(new StepTimeoutError(definition.timeoutMs));
+  }, definition.timeoutMs);
+  const forwardAbort = (): void => controller.abort(new StepInterruptedError());
+  if (execution.abortSignal.aborted) forwardAbort();
+  else execution.abortSignal.addEventListener('abort', forwardAbort, { once: true });
   const context: StepContext<S> = {
     runId: execution.runId,
     plan: execution.plan,
@@ -128,7 +138,7 @@ async function runAttempt<S>(execution: StepExecution<S>, attempt: number): Prom
   // A step that ignores its signal still ends at the timeout; the engine
   // stops waiting for it, though its promise may settle later.
   const aborted = new Promise<never>((_, reject) => {
-    onAbort = () => reject(timeout.signal.aborted ? (timeout.signal.reason as Error) : new StepInterruptedError());
+    onAbort = () => reject(signal.reason as Error);
     signal.addEventListener('abort', onAbort, { once: true });
   });
   try {
@@ -136,11 +146,11 @@ async function runAttempt<S>(execution: StepExecution<S>, attempt: number): Prom
     return checkResult(result);
   } catch (error) {
     // The step's own rejection after an abort is reported as the abort.
-    if (timeout.signal.aborted) throw timeout.signal.reason as Error;
-    if (execution.abortSignal.aborted) throw new StepInterruptedError();
+    if (signal.aborted) throw (timedOut ? signal.reason : new StepInterruptedError()) as Error;
     throw error;
   } finally {
     clearTimeout(timer);
+    execution.abortSignal.removeEventListener('abort', forwardAbort);
     if (onAbort !== undefined) signal.removeEventListener('abort', onAbort);
   }
 }

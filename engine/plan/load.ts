@@ -29,6 +29,25 @@ export function loadPlan(file: string, options: LoadPlanOptions = {}): Plan {
 
 /** Validates plan text; `file` names it in errors and anchors relative paths. */
 export function parsePlan(text: string, file: string, options: LoadPlanOptions = {}): Plan {
+  // Positions cost memory on large plans and are only needed for errors, so
+  // a first pass goes without them and a second pass, on error, records them.
+  const quick = new IssueList(file);
+  let quickSource: YamlSource | undefined;
+  try {
+    quickSource = new YamlSource(text, false);
+  } catch (error) {
+    if (!(error instanceof YamlSyntaxError)) throw error;
+  }
+  if (quickSource !== undefined && quickSource.value !== undefined && quickSource.value !== null) {
+    checkSchema(quickSource.value, quickSource, quick);
+    checkRules(quickSource.value, quickSource, quick);
+    if (quick.issues.length === 0) return applyDefaults(quickSource.value as Record<string, unknown>, file, options.homeDir ?? homedir());
+  }
+  return reportIssues(text, file);
+}
+
+/** Parses again with positions and throws InvalidPlanError with every issue located. */
+function reportIssues(text: string, file: string): never {
   const issues = new IssueList(file);
   let source: YamlSource;
   try {
@@ -44,8 +63,7 @@ export function parsePlan(text: string, file: string, options: LoadPlanOptions =
   }
   checkSchema(source.value, source, issues);
   checkRules(source.value, source, issues);
-  if (issues.issues.length > 0) throw new InvalidPlanError(file, issues.sorted());
-  return applyDefaults(source.value as Record<string, unknown>, file, options.homeDir ?? homedir());
+  throw new InvalidPlanError(file, issues.sorted());
 }
 
 function applyDefaults(raw: Record<string, unknown>, file: string, homeDir: string): Plan {

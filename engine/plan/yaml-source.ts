@@ -56,13 +56,21 @@ export class YamlSource {
   private readonly entries = new Map<string, Entry>();
   readonly value: unknown;
 
-  constructor(readonly text: string) {
-    this.lineStarts = computeLineStarts(text);
+  /**
+   * Parses `text`. With `trackPositions: false` the positions are not
+   * recorded (every lookup returns 1:1), which saves memory on large plans
+   * that turn out to be valid; the loader re-parses with positions on error.
+   */
+  constructor(
+    readonly text: string,
+    trackPositions = true,
+  ) {
+    this.lineStarts = trackPositions ? computeLineStarts(text) : [0];
     const stack: EventNode[] = [{ start: 0, kind: null, result: undefined, children: [] }];
     try {
       this.value = yaml.load(text, {
         schema: yaml.CORE_SCHEMA,
-        listener: (event: string, state: ListenerState) => {
+        listener: !trackPositions ? null : (event: string, state: ListenerState) => {
           if (event === 'open') {
             stack.push({ start: state.position, kind: null, result: undefined, children: [] });
             return;

@@ -47,8 +47,10 @@ describe('crash and resume', function () {
     for (let attempt = 0; attempt < 40; attempt++) {
       const before = readEffects(workspace.effectsFile).length;
       const { child, done } = startCli(['apply', workspace.planFile], recipe);
+      let exited = false;
+      void done.then(() => (exited = true));
       // Kill once this run has made progress, at a varying moment after it.
-      await Promise.race([waitFor(() => readEffects(workspace.effectsFile).length > before, 'progress'), done]);
+      await waitFor(() => exited || readEffects(workspace.effectsFile).length > before, 'progress');
       await new Promise((resolve) => setTimeout(resolve, attempt % 7));
       child.kill('SIGKILL');
       const result = await done;

@@ -38,7 +38,9 @@ ExecStart=/usr/bin/kubelet $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS $KUBELE
 UNIT
 }
 
-# The KubeletConfiguration kubeadm writes, with kubeadm's defaults.
+# The KubeletConfiguration kubeadm writes, with kubeadm's defaults, plus
+# failCgroupV1: false, because the machine running the test cluster may use
+# cgroup v1, on which kubelet v1.35 and later refuse to start by default.
 write_kubelet_config() { # host fs folder
   cat >"$1/var/lib/kubelet/config.yaml" <<'CONFIG'
 apiVersion: kubelet.config.k8s.io/v1beta1
@@ -63,6 +65,7 @@ clusterDomain: cluster.local
 containerRuntimeEndpoint: ""
 cpuManagerReconcilePeriod: 0s
 evictionPressureTransitionPeriod: 0s
+failCgroupV1: false
 fileCheckFrequency: 0s
 healthzBindAddress: 127.0.0.1
 healthzPort: 10248

@@ -21,12 +21,12 @@ export class PlanChangedError extends Error {
     readonly stateDir: string,
     readonly differences: string[],
   ) {
-    const shown = differences.slice(0, 40).map((line) => `  ${line}`);
-    if (differences.length > 40) shown.push(`  ... and ${differences.length - 40} more`);
+    const listed = differences.slice(0, 40).map((line) => `  ${line}`);
+    if (differences.length > 40) listed.push(`  ... and ${differences.length - 40} more`);
     super(
       [
         `the plan has changed since the state in ${stateDir} was written:`,
-        ...shown,
+        ...listed,
         'restore the plan to resume that run, or pass --start-over to archive the old state and start from the beginning',
       ].join('\n'),
     );

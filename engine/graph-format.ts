@@ -11,7 +11,7 @@ export function graphToJson(dag: Dag): GraphJson {
   return { steps: dag.order.map((step) => ({ id: step.id, node: step.node, step: step.step, needs: allNeeds(dag, step) })) };
 }
 
-/** One block per node in plan order, listing each step and what it waits for beyond the previous step. */
+/** Renders one block per node in plan order, listing each step and what it waits for beyond the previous step. */
 export function graphToText(dag: Dag, recipeSteps: readonly StepShape[]): string {
   const descriptions = new Map(recipeSteps.map((step) => [step.name, step.description]));
   const width = Math.max(...dag.order.map((step) => step.id.length));

@@ -89,7 +89,8 @@ class DagRun<S> {
     const { journal, logger } = this.options;
     // Every running step listens to these two signals.
     setMaxListeners(0, this.options.stopSignal, this.options.abortSignal);
-    for (const node of Object.keys(journal.state.blocked)) await journal.append({ type: 'node-unblocked', node });
+    // Blocked nodes are judged again in this run. Appends made together share one fsync.
+    await Promise.all(Object.keys(journal.state.blocked).map((node) => journal.append({ type: 'node-unblocked', node })));
     const count = this.nodes.length;
     for (const node of this.nodes) {
       if (node.dag.canary) this.canaryLeft++;
@@ -195,15 +196,21 @@ class DagRun<S> {
   private async runNode(node: NodeRun): Promise<NodeOutcome> {
     const { journal, logger, stopSignal } = this.options;
     const planNode = node.dag.plan;
+    const block = async (step: DagStep, blocker: string): Promise<NodeOutcome> => {
+      const reason = `${step.id} needs ${blocker}, which did not succeed (node ${this.options.dag.byId.get(blocker)!.node} ${this.describeEnd(blocker)})`;
+      await journal.append({ type: 'node-blocked', node: planNode.from, runId: this.options.runId, at: this.now().toISOString(), reason });
+      logger.warn('node blocked', { run: this.options.runId, node: planNode.from, reason });
+      return { kind: 'blocked', reason };
+    };
+    // A node whose later step needs a step that can no longer succeed does not start at all.
+    for (const step of node.dag.steps) {
+      const lost = step.needs.find((need) => !this.stepSucceeded(need) && this.nodes[this.options.dag.byId.get(need)!.nodeIndex]!.progress === 'ended');
+      if (lost !== undefined) return block(step, lost);
+    }
     for (const step of node.dag.steps) {
       if (this.stepSucceeded(step.id)) continue;
       const blocker = await this.waitForNeeds(step);
-      if (blocker !== undefined) {
-        const reason = `${step.id} needs ${blocker}, which did not succeed (node ${blocker.split('/')[0]} ${this.describeEnd(blocker)})`;
-        await journal.append({ type: 'node-blocked', node: planNode.from, runId: this.options.runId, at: this.now().toISOString(), reason });
-        logger.warn('node blocked', { node: planNode.from, reason });
-        return { kind: 'blocked', reason };
-      }
+      if (blocker !== undefined) return block(step, blocker);
       if (stopSignal.aborted) return { kind: 'stopped' };
       const outcome = await executeStep({
         runId: this.options.runId,
@@ -267,6 +274,7 @@ class DagRun<S> {
   private async recordUnstarted(): Promise<void> {
     const { journal, plan } = this.options;
     const at = this.now().toISOString();
+    const appends: Promise<void>[] = [];
     for (const node of this.nodes) {
       if (node.outcome !== undefined) continue;
       let outcome: NodeOutcome;
@@ -283,8 +291,9 @@ class DagRun<S> {
         outcome = { kind: 'not-started', reason: 'no step could start' };
       }
       node.outcome = outcome;
-      if (outcome.kind === 'blocked') await journal.append({ type: 'node-blocked', node: node.dag.plan.from, runId: this.options.runId, at, reason: outcome.reason });
+      if (outcome.kind === 'blocked') appends.push(journal.append({ type: 'node-blocked', node: node.dag.plan.from, runId: this.options.runId, at, reason: outcome.reason }));
     }
+    await Promise.all(appends);
   }
 
   private report(): RunReport {

@@ -106,7 +106,7 @@ export async function executeStep<S>(execution: StepExecution<S>): Promise<StepO
   }
 }
 
-/** One call of the step's run(), bounded by its timeout and by the abort signal. */
+/** Calls the step's run() once, bounded by its timeout and by the abort signal. */
 async function runAttempt<S>(execution: StepExecution<S>, attempt: number): Promise<StepResult> {
   const { definition, step, journal } = execution;
   // One controller per attempt, aborted by the timeout or by the run's abort

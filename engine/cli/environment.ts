@@ -1,5 +1,5 @@
-// What every command needs from its surroundings, passed in so that tests
-// can run the whole CLI with a recipe of test steps.
+// The surroundings of every command (recipe, output streams, program name),
+// passed in so that tests can run the whole CLI with a recipe of test steps.
 import path from 'node:path';
 import { defaultStateDir } from '../apply.js';
 import { createLogger, type LogFormat, type LoggerHandle } from '../logger.js';
@@ -39,7 +39,7 @@ export function write(stream: NodeJS.WritableStream, text: string): void {
   stream.write(text.endsWith('\n') ? text : `${text}\n`);
 }
 
-/** The command that clears the lock for this plan, for error messages. */
+/** Returns the command that clears the lock for this plan, for error messages. */
 export function unlockCommand(env: CliEnvironment, planFile: string, options: StateOptions): string {
   const stateOption = options.stateDir !== undefined ? ` --state-dir ${options.stateDir}` : '';
   return `${env.programName} unlock ${planFile}${stateOption}`;

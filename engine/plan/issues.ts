@@ -8,9 +8,9 @@ export interface PlanIssue {
   column: number;
   /** `spec.nodes[3].to`, or `(root)` */
   path: string;
-  /** What is wrong and what was expected. */
+  /** Description of the problem and of the expected value. */
   message: string;
-  /** What to change. */
+  /** Suggested change. */
   fix: string;
 }
 

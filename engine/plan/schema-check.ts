@@ -23,7 +23,7 @@ function compileSchema(): ValidateFunction {
   return validator!;
 }
 
-/** What each `$defs` entry of the schema accepts, and an example, for pattern and length errors. */
+/** Expectation and fix for each `$defs` entry of the schema, used in pattern and length errors. */
 const FORMATS: Record<string, { expected: string; fix: string }> = {
   nodeName: {
     expected: 'a valid Kubernetes node name (DNS-1123 subdomain: at most 253 characters, lowercase letters, digits, "-" and ".", starting and ending with a letter or digit)',

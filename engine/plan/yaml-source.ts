@@ -1,7 +1,7 @@
 // Parses YAML with js-yaml and records where every value and key starts, so
 // that plan errors can name a line and column. js-yaml's `listener` option
-// reports the open and close of each node it composes; the tree of those
-// events mirrors the loaded value, which lets us pair paths with offsets.
+// reports the open and close of each node it composes. The tree of those
+// events mirrors the loaded value, so paths can be paired with offsets.
 import yaml from 'js-yaml';
 
 export type PathSegment = string | number;
@@ -57,9 +57,9 @@ export class YamlSource {
   readonly value: unknown;
 
   /**
-   * Parses `text`. With `trackPositions: false` the positions are not
-   * recorded (every lookup returns 1:1), which saves memory on large plans
-   * that turn out to be valid; the loader re-parses with positions on error.
+   * Parses `text`. With `trackPositions: false` no positions are recorded
+   * and every lookup returns 1:1. That saves memory on large valid plans, and
+   * the loader parses again with positions when it finds an error.
    */
   constructor(
     readonly text: string,
@@ -102,10 +102,10 @@ export class YamlSource {
     return this.lookup(path, 'key');
   }
 
-  private lookup(path: readonly PathSegment[], which: 'value' | 'key'): SourcePosition {
+  private lookup(path: readonly PathSegment[], part: 'value' | 'key'): SourcePosition {
     for (let length = path.length; length >= 0; length--) {
       const entry = this.entries.get(formatPath(path.slice(0, length)));
-      if (entry !== undefined) return (which === 'key' && length === path.length ? entry.key : undefined) ?? entry.value;
+      if (entry !== undefined) return (part === 'key' && length === path.length ? entry.key : undefined) ?? entry.value;
     }
     return { line: 1, column: 1 };
   }

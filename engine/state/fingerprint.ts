@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import type { Plan } from '../plan-types.js';
 import type { JsonValue } from '../step.js';
 
-/** The part of the plan that a state belongs to, as plain JSON. */
+/** Returns the part of the plan that a state belongs to, as plain JSON. */
 export function fingerprintedPlan(plan: Plan): JsonValue {
   const { parallelism: _parallelism, maxFailures: _maxFailures, ...strategy } = plan.spec.strategy;
   return JSON.parse(JSON.stringify({ metadata: plan.metadata, spec: { ...plan.spec, strategy } })) as JsonValue;

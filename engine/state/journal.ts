@@ -8,7 +8,7 @@
 //   the writer cuts it off before appending.
 // - Compaction writes the whole state to state.json.tmp, fsyncs it, renames it
 //   over state.json and starts the next generation's journal. It runs once
-//   the journal holds as many entries as the state has steps (at least
+//   the journal contains as many entries as the plan has steps (at least
 //   COMPACT_MIN_ENTRIES), so its cost per event stays constant on average.
 import { closeSync, existsSync, fdatasyncSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import path from 'node:path';
@@ -63,6 +63,7 @@ export function readState(dir: string): LoadedState | undefined {
     throw new StateCorruptError(snapshotPath, 'unknown format');
   }
   const state = snapshot.state;
+
   const file = journalFile(dir, snapshot.generation);
   let text = '';
   try {
@@ -70,6 +71,7 @@ export function readState(dir: string): LoadedState | undefined {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw new StateCorruptError(file, (error as Error).message);
   }
+
   let offset = 0;
   let entries = 0;
   while (offset < text.length) {

@@ -153,6 +153,14 @@ describe('apply', function () {
     expect(readEffects(workspace.effectsFile)).to.not.include('b/switch');
   });
 
+  it('does not start a node already blocked', async () => {
+    // b fails before releasing its name, so a, which takes b's name, must not even prepare
+    const workspace = createWorkspace({ nodes: [['b', 'c'], ['a', 'b']], parallelism: 1, maxFailures: 1 });
+    const run = await applyInProcess(workspace, { recipe: { failing: ['b/prepare'] } });
+    expect(run.report.nodes[1]!.outcome).to.deep.equal({ kind: 'blocked', reason: 'a/switch needs b/release, which did not succeed (node b failed at prepare)' });
+    expect(readEffects(workspace.effectsFile)).to.deep.equal([]);
+  });
+
   it('lets a node go on once its name is released', async () => {
     // b releases its name before it waits for c, so a need not wait for c's failure
     const workspace = createWorkspace({ nodes: [['a', 'b'], ['b', 'c'], ['c', 'd']], parallelism: 3, maxFailures: 3 });
@@ -242,8 +250,8 @@ describe('apply', function () {
 
   it('reports a stale lock and runs after unlock', async () => {
     const workspace = createWorkspace({ count: 1 });
-    const gone = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']);
-    const deadPid = Number(gone.stdout.toString());
+    const exitedChild = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']);
+    const deadPid = Number(exitedChild.stdout.toString());
     const lock = StateLock.acquire(workspace.stateDir, 'old run', 'unlock');
     const lockFile = path.join(workspace.stateDir, 'lock');
     const owner = JSON.parse(readFileSync(lockFile, 'utf8')) as Record<string, unknown>;

@@ -97,14 +97,14 @@ function formatReport(report: RunReport): string {
     .map(([kind, count]) => `${count} ${kind}`)
     .join(', ');
   const lines = [`run ${report.runId} ${report.outcome}: ${counts}`];
-  const shown = 50;
+  const maxListed = 50;
   const unfinished = report.nodes.filter((node) => node.outcome.kind !== 'succeeded');
-  for (const node of unfinished.slice(0, shown)) {
+  for (const node of unfinished.slice(0, maxListed)) {
     const outcome = node.outcome;
     if (outcome.kind === 'failed') lines.push(`  ${node.node}: failed at ${outcome.step}: ${outcome.error}`);
     else if (outcome.kind === 'blocked' || outcome.kind === 'not-started') lines.push(`  ${node.node}: ${outcome.kind}: ${outcome.reason}`);
     else if (outcome.kind === 'stopped') lines.push(`  ${node.node}: stopped; resumes on the next apply`);
   }
-  if (unfinished.length > shown) lines.push(`  ... and ${unfinished.length - shown} more; see the status command`);
+  if (unfinished.length > maxListed) lines.push(`  ... and ${unfinished.length - maxListed} more; see the status command`);
   return lines.join('\n');
 }

@@ -69,12 +69,12 @@ export function compileDag(plan: Plan, recipeSteps: readonly StepShape[]): Dag {
   const byId = new Map<string, DagStep>();
   const nodes: DagNode[] = plan.spec.nodes.map((planNode, index) => {
     const waitsForNode = indexByFrom.get(planNode.to);
+    const ids = recipeSteps.map((definition) => `${planNode.from}/${definition.name}`);
     const steps = recipeSteps.map((definition, stepIndex): DagStep => {
-      const needs: string[] = [];
-      if (stepIndex > 0) needs.push(`${planNode.from}/${recipeSteps[stepIndex - 1]!.name}`);
+      const needs: string[] = stepIndex > 0 ? [ids[stepIndex - 1]!] : [];
       if (stepIndex === touchIndex && waitsForNode !== undefined) needs.push(`${planNode.to}/${releaseStep}`);
       return {
-        id: `${planNode.from}/${definition.name}`,
+        id: ids[stepIndex]!,
         node: planNode.from,
         nodeIndex: index,
         step: definition.name,
@@ -99,14 +99,19 @@ export function allNeeds(dag: Dag, step: DagStep): string[] {
   return step.afterCanary ? [...step.needs, ...dag.canaryLastSteps] : step.needs;
 }
 
-/** Kahn's algorithm, taking the ready step that comes first in plan order; throws when a cycle remains. */
+/**
+ * Kahn's algorithm, taking the ready step that comes first in plan order;
+ * throws when a cycle remains. Steps are numbered nodeIndex * stepsPerNode +
+ * stepIndex, so the counters fit in typed arrays; only needs on another
+ * node's steps get an explicit list of dependents.
+ */
 function topologicalOrder(nodes: DagNode[], byId: Map<string, DagStep>, canaryCount: number, stepsPerNode: number): DagStep[] {
-  const remaining = new Map<DagStep, number>();
-  const dependents = new Map<string, DagStep[]>();
+  const key = (step: DagStep): number => step.nodeIndex * stepsPerNode + step.stepIndex;
+  const remaining = new Int32Array(nodes.length * stepsPerNode);
+  const crossDependents = new Map<string, DagStep[]>();
   const ready = new MinHeap<DagStep>();
   const gated: DagStep[] = [];
   let canaryNodesLeft = canaryCount;
-  const key = (step: DagStep): number => step.nodeIndex * stepsPerNode + step.stepIndex;
   const release = (step: DagStep): void => {
     if (step.afterCanary && canaryNodesLeft > 0) gated.push(step);
     else ready.push(key(step), step);
@@ -114,10 +119,11 @@ function topologicalOrder(nodes: DagNode[], byId: Map<string, DagStep>, canaryCo
 
   for (const node of nodes) {
     for (const step of node.steps) {
-      remaining.set(step, step.needs.length);
+      remaining[key(step)] = step.needs.length;
       for (const need of step.needs) {
-        const list = dependents.get(need);
-        if (list === undefined) dependents.set(need, [step]);
+        if (need.startsWith(`${step.node}/`) && byId.get(need)?.nodeIndex === step.nodeIndex) continue;
+        const list = crossDependents.get(need);
+        if (list === undefined) crossDependents.set(need, [step]);
         else list.push(step);
       }
       if (step.needs.length === 0) release(step);
@@ -125,19 +131,21 @@ function topologicalOrder(nodes: DagNode[], byId: Map<string, DagStep>, canaryCo
   }
 
   const order: DagStep[] = [];
+  const satisfy = (dependent: DagStep): void => {
+    if (--remaining[key(dependent)] === 0) release(dependent);
+  };
   for (let step = ready.pop(); step !== undefined; step = ready.pop()) {
     order.push(step);
     if (step.nodeIndex < canaryCount && step.stepIndex === stepsPerNode - 1 && --canaryNodesLeft === 0) {
       for (const waiting of gated.splice(0)) ready.push(key(waiting), waiting);
     }
-    for (const dependent of dependents.get(step.id) ?? []) {
-      const left = remaining.get(dependent)! - 1;
-      remaining.set(dependent, left);
-      if (left === 0) release(dependent);
-    }
+    const next = nodes[step.nodeIndex]!.steps[step.stepIndex + 1];
+    if (next !== undefined) satisfy(next);
+    for (const dependent of crossDependents.get(step.id) ?? []) satisfy(dependent);
   }
   if (order.length !== byId.size) {
-    const stuck = [...byId.values()].filter((step) => !order.includes(step)).slice(0, 5).map((step) => step.id);
+    const placed = new Set(order);
+    const stuck = [...byId.values()].filter((step) => !placed.has(step)).slice(0, 5).map((step) => step.id);
     throw new Error(`the step graph has a cycle through ${stuck.join(', ')}; the plan checks should have rejected it`);
   }
   return order;

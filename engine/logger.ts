@@ -1,7 +1,8 @@
 // Logging through winston: readable lines (coloured on a terminal) or JSON
 // lines on stderr, and JSON lines in run.log in the state directory. Child
 // loggers carry `run`, `node` and `step`, so every line names them.
-import { mkdirSync } from 'node:fs';
+import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { finished } from 'node:stream/promises';
 import path from 'node:path';
 import winston from 'winston';
 
@@ -48,23 +49,30 @@ export function createLogger(options: LoggerOptions): LoggerHandle {
     level: options.level ?? 'info',
     transports: [new winston.transports.Stream({ stream, format: consoleFormat })],
   });
-  const fileTransports: winston.transport[] = [];
+  // winston's File transport can raise "write after end" when the logger is
+  // ended while the file is behind (winston 3.19), so run.log is a Stream
+  // transport over a write stream that close() drains and ends itself.
+  const files: { transport: winston.transport; stream: WriteStream }[] = [];
+  const buffered = (): boolean => logger.writableLength > 0 || logger.readableLength > 0 || logger.transports.some((transport) => transport.writableLength > 0);
   return {
     logger,
     addFile(file: string): void {
       mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-      const transport = new winston.transports.File({
-        filename: file,
+      const fileStream = createWriteStream(file, { flags: 'a', mode: 0o600 });
+      const transport = new winston.transports.Stream({
+        stream: fileStream,
         format: winston.format.combine(winston.format.timestamp(), winston.format.json()),
-        options: { flags: 'a', mode: 0o600 },
       });
-      fileTransports.push(transport);
+      files.push({ transport, stream: fileStream });
       logger.add(transport);
     },
     async close(): Promise<void> {
-      const finished = fileTransports.map((transport) => new Promise<void>((resolve) => transport.once('finish', () => resolve())));
-      logger.end();
-      await Promise.all(finished);
+      while (buffered()) await new Promise((resolve) => setTimeout(resolve, 5));
+      for (const { transport, stream: fileStream } of files.splice(0)) {
+        logger.remove(transport);
+        fileStream.end();
+        await finished(fileStream);
+      }
     },
   };
 }

@@ -102,7 +102,7 @@ export function allNeeds(dag: Dag, step: DagStep): string[] {
 /**
  * Kahn's algorithm, taking the ready step that comes first in plan order;
  * throws when a cycle remains. Steps are numbered nodeIndex * stepsPerNode +
- * stepIndex, so the counters fit in typed arrays; only needs on another
+ * stepIndex, so the counters fit in a typed array. Only needs on another
  * node's steps get an explicit list of dependents.
  */
 function topologicalOrder(nodes: DagNode[], byId: Map<string, DagStep>, canaryCount: number, stepsPerNode: number): DagStep[] {
@@ -121,7 +121,8 @@ function topologicalOrder(nodes: DagNode[], byId: Map<string, DagStep>, canaryCo
     for (const step of node.steps) {
       remaining[key(step)] = step.needs.length;
       for (const need of step.needs) {
-        if (need.startsWith(`${step.node}/`) && byId.get(need)?.nodeIndex === step.nodeIndex) continue;
+        // A need on the node's own previous step is satisfied through `next` below.
+        if (byId.get(need)!.nodeIndex === step.nodeIndex) continue;
         const list = crossDependents.get(need);
         if (list === undefined) crossDependents.set(need, [step]);
         else list.push(step);

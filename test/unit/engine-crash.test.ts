@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { existsSync } from 'node:fs';
+import { appendFileSync, existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { readState } from '../../engine/state/journal.js';
 import { runCliSync, startCli, waitFor } from '../fixtures/engine/child.js';
@@ -39,6 +39,19 @@ describe('crash and resume', function () {
       });
     }
   }
+
+  it('resumes past a torn journal line', () => {
+    const workspace = createWorkspace({ count: 2, parallelism: 1 });
+    const recipe: TestRecipeConfig = { effectsFile: workspace.effectsFile, killAt: { stepId: 'n1/release', when: 'after-effect', markerFile: path.join(workspace.dir, 'killed') } };
+    expect(runCliSync(['apply', workspace.planFile], recipe).signal).to.equal('SIGKILL');
+    // What a kill in the middle of an append leaves behind.
+    const journal = readdirSync(workspace.stateDir).find((name) => name.startsWith('journal-'))!;
+    appendFileSync(path.join(workspace.stateDir, journal), '{"type":"step-succeeded","id":"n1/rel');
+    expect(runCliSync(['unlock', workspace.planFile], recipe).code).to.equal(0);
+    const resumed = runCliSync(['apply', workspace.planFile], recipe);
+    expect(resumed.code, resumed.stderr).to.equal(0);
+    expectAllDoneOnce(workspace, ['n0', 'n1']);
+  });
 
   it('resumes after kill -9 at many moments', async () => {
     const workspace = createWorkspace({ count: 6, parallelism: 3 });

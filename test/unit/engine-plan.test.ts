@@ -5,7 +5,7 @@ import { parseDuration } from '../../engine/plan/duration.js';
 
 const HEAD = ['apiVersion: kube-node-rename/v1alpha1', 'kind: RenamePlan', 'metadata:', '  name: test', 'spec:', '  nodes:'];
 
-/** A plan whose first six lines are HEAD, so node entries start on line 7. */
+/** Builds a plan whose first six lines are HEAD, so node entries start on line 7. */
 function plan(...rest: string[]): string {
   return [...HEAD, ...rest, ''].join('\n');
 }

@@ -11,7 +11,7 @@ import { diffPlans, fingerprint, fingerprintedPlan } from './state/fingerprint.j
 import { Journal, readState } from './state/journal.js';
 import { StateLock } from './state/lock.js';
 import type { StateData } from './state/model.js';
-import type { Plan, Recipe } from './step.js';
+import type { CreateServicesOptions, Plan, Recipe } from './step.js';
 
 export const RUN_LOG = 'run.log';
 
@@ -31,6 +31,23 @@ export class PlanChangedError extends Error {
       ].join('\n'),
     );
     this.name = 'PlanChangedError';
+  }
+}
+
+/** The recipe could not set up its services (cluster client, host access); nothing ran. */
+export class ServicesSetupError extends Error {
+  constructor(recipeName: string, cause: unknown) {
+    super(`could not set up the ${recipeName} recipe's services: ${cause instanceof Error ? cause.message : String(cause)}; check --kubeconfig, --context and spec.access`, { cause });
+    this.name = 'ServicesSetupError';
+  }
+}
+
+/** Calls the recipe's createServices and turns its failure into ServicesSetupError. */
+export async function createServices<S>(recipe: Recipe<S>, options: CreateServicesOptions): Promise<S> {
+  try {
+    return await recipe.createServices(options);
+  } catch (error) {
+    throw new ServicesSetupError(recipe.name, error);
   }
 }
 
@@ -72,8 +89,8 @@ export async function applyPlan<S>(options: ApplyOptions<S>): Promise<RunReport>
     const logger = log.logger.child({ run: runId });
     let report: RunReport;
     try {
+      const services = await createServices(recipe, { plan, ...clusterOptions(options), logger, dryRun: false });
       await journal.append({ type: 'run-started', run: { runId, startedAt: now().toISOString(), pid: process.pid, host: hostname(), user: userInfo().username } });
-      const services = await recipe.createServices({ plan, ...clusterOptions(options), logger, dryRun: false });
       try {
         report = await runDag({ plan, dag, recipe, services, journal, runId, logger, stopSignal: options.stopSignal, abortSignal: options.abortSignal, now });
       } finally {

@@ -4,7 +4,7 @@ export const ExitCode = {
   ok: 0,
   /** apply ran and at least one node failed, was blocked or did not start. */
   runFailed: 1,
-  /** Invalid input or state: a bad plan or option, a changed plan, a held lock, unreadable state. Nothing ran. */
+  /** Invalid input or state: a bad plan or option, a changed plan, a held lock, unreadable state, services that cannot be set up. Nothing ran. */
   invalidInput: 2,
   /** apply was stopped by SIGINT or SIGTERM; run it again to resume. */
   interrupted: 130,

@@ -2,7 +2,7 @@
 // exit codes. Input errors print their message only, never a stack trace.
 import path from 'node:path';
 import { Command, CommanderError } from 'commander';
-import { PlanChangedError } from '../apply.js';
+import { PlanChangedError, ServicesSetupError } from '../apply.js';
 import { InvalidPlanError } from '../plan/issues.js';
 import { StateCorruptError } from '../state/journal.js';
 import { LockHeldError } from '../state/lock.js';
@@ -66,7 +66,7 @@ function reportError(env: CliEnvironment, error: unknown): number {
     write(env.stderr, error.format());
     return ExitCode.invalidInput;
   }
-  if (error instanceof PlanChangedError || error instanceof LockHeldError || error instanceof StateCorruptError) {
+  if (error instanceof PlanChangedError || error instanceof LockHeldError || error instanceof StateCorruptError || error instanceof ServicesSetupError) {
     write(env.stderr, `error: ${error.message}`);
     return ExitCode.invalidInput;
   }

@@ -56,6 +56,15 @@ describe('command line', function () {
     expect(result.stdout).to.include('n1: not-started: failure budget exceeded');
   });
 
+  it('exits 2 when services fail', () => {
+    const workspace = createWorkspace({ count: 1 });
+    const result = runCliSync(['apply', workspace.planFile], { effectsFile: workspace.effectsFile, servicesError: 'kubeconfig /nope not found' });
+    expect(result.code).to.equal(2);
+    expect(result.stderr).to.include("error: could not set up the test recipe's services: kubeconfig /nope not found; check --kubeconfig");
+    expect(result.stderr).to.not.match(/\n\s+at /);
+    expect(existsSync(path.join(workspace.stateDir, 'lock'))).to.equal(false);
+  });
+
   it('prints status as a table and JSON', () => {
     const workspace = createWorkspace({ count: 2, parallelism: 1, maxFailures: 1 });
     const recipe: TestRecipeConfig = { effectsFile: workspace.effectsFile, failing: ['n0/switch'] };

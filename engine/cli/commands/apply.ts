@@ -1,4 +1,4 @@
-import { applyPlan, clusterOptions } from '../../apply.js';
+import { applyPlan, clusterOptions, createServices } from '../../apply.js';
 import { compileDag } from '../../dag.js';
 import { describeRun } from '../../dry-run.js';
 import { loadPlan } from '../../plan/load.js';
@@ -32,7 +32,7 @@ async function dryRun(env: CliEnvironment, planFile: string, options: ApplyCliOp
   const dag = compileDag(plan, recipe.steps);
   const log = openLogger(env, options);
   try {
-    const services = await recipe.createServices({ plan, ...clusterOptions(options), logger: log.logger, dryRun: true });
+    const services = await createServices(recipe, { plan, ...clusterOptions(options), logger: log.logger, dryRun: true });
     try {
       const state = readState(resolveStateDir(plan, options))?.state;
       const lines = await describeRun(plan, dag, recipe, services, state, log.logger);

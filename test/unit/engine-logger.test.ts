@@ -8,9 +8,9 @@ import { createLogger } from '../../engine/logger.js';
 describe('logger', () => {
   it('flushes run.log on close', async () => {
     const file = path.join(mkdtempSync(path.join(tmpdir(), 'knr-log-')), 'state', 'run.log');
-    const console = new PassThrough();
-    console.resume();
-    const log = createLogger({ format: 'text', stream: console });
+    const consoleStream = new PassThrough();
+    consoleStream.resume();
+    const log = createLogger({ format: 'text', stream: consoleStream });
     log.addFile(file);
     // Enough lines that the file falls behind the logger before close.
     const child = log.logger.child({ run: 'r1', node: 'n0', step: 'prepare' });

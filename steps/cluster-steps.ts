@@ -23,6 +23,7 @@ export const REQUIRED_ACCESS: AccessCheck[] = [
   { verb: 'list', resource: 'certificatesigningrequests', group: 'certificates.k8s.io' },
   { verb: 'watch', resource: 'certificatesigningrequests', group: 'certificates.k8s.io' },
   { verb: 'update', resource: 'certificatesigningrequests', group: 'certificates.k8s.io', subresource: 'approval' },
+  { verb: 'watch', resource: 'leases', group: 'coordination.k8s.io', namespace: 'kube-node-lease' },
   { verb: 'approve', resource: 'signers', group: 'certificates.k8s.io', name: 'kubernetes.io/kube-apiserver-client-kubelet' },
 ];
 

@@ -176,7 +176,7 @@ const verifyCleanup: Step = {
     }
     return {
       kind: removed.length > 0 || removedFile ? 'done' : 'already-done',
-      outputs: { removedSecrets: removed, removedBootstrapKubeconfig: removedFile },
+      outputs: { deletedObjects: removed, removedBootstrapKubeconfig: removedFile },
       summary: `removed ${removed.length} bootstrap token Secret(s)${removedFile ? ' and the bootstrap kubeconfig' : ''}`,
     };
   },

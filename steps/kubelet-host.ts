@@ -16,9 +16,18 @@ import {
 import type { FlagLocation, RotationEdit } from './kubelet-config.js';
 import { RenameBlockedError } from './services.js';
 
-/** Reads the unit as systemd does, then the environment files and config file it names. */
-export async function discoverKubelet(host: HostRunner, unitName: string, signal?: AbortSignal): Promise<KubeletSettings> {
-  const cat = await host.script(`systemctl cat ${unitName}`, 'systemctl cat -- "$1"', [unitName], { okCodes: [0, 1, 4, 5] });
+/**
+ * Reads the unit as systemd does, then the environment files and config file it names. Unit
+ * names reach systemctl without `--`, which is safe because the plan schema rejects a name
+ * that starts with a hyphen.
+ */
+export async function discoverKubelet(
+  host: HostRunner,
+  unitName: string,
+  signal?: AbortSignal,
+  options: { originalsIn?: string } = {},
+): Promise<KubeletSettings> {
+  const cat = await host.script(`systemctl cat ${unitName}`, 'systemctl cat "$1"', [unitName], { okCodes: [0, 1, 4, 5] });
   if (cat.code !== 0 || !cat.stdout.trim()) {
     throw new RenameBlockedError(
       `host ${host.target} has no systemd unit ${unitName} (systemctl cat exited with ${cat.code}: ${cat.stderr.trim() || 'no output'}); set kubelet.unit in the plan to the kubelet's unit name`,
@@ -26,10 +35,14 @@ export async function discoverKubelet(host: HostRunner, unitName: string, signal
   }
   try {
     const unit = parseSystemctlCat(cat.stdout);
+    // With originalsIn, a file's first backup copy stands for the file: the settings as they were
+    // before any run of this rename changed them, even when the state of that run is lost.
+    const read = async (path: string) =>
+      (options.originalsIn ? await readHostFile(host, `${options.originalsIn}${path}`, signal) : undefined) ?? readHostFile(host, path, signal);
     const envFiles = new Map<string, string | undefined>();
-    for (const file of unit.environmentFiles) envFiles.set(file.path, await readHostFile(host, file.path, signal));
+    for (const file of unit.environmentFiles) envFiles.set(file.path, await read(file.path));
     const configFile = findConfigFile(unit, envFiles);
-    const configText = configFile ? await readHostFile(host, configFile, signal) : undefined;
+    const configText = configFile ? await read(configFile) : undefined;
     return locateKubeletSettings(unit, envFiles, configText);
   } catch (error) {
     if (error instanceof KubeletLayoutError) {
@@ -124,11 +137,11 @@ export async function setRotation(host: HostRunner, edit: RotationEdit, value: b
 }
 
 export async function systemctl(host: HostRunner, verb: 'start' | 'stop' | 'restart', unit: string): Promise<void> {
-  await host.script(`systemctl ${verb} ${unit}`, 'systemctl "$1" -- "$2"', [verb, unit]);
+  await host.script(`systemctl ${verb} ${unit}`, 'systemctl "$1" "$2"', [verb, unit]);
 }
 
 export async function unitActive(host: HostRunner, unit: string): Promise<boolean> {
-  const result = await host.script(`systemctl is-active ${unit}`, 'systemctl is-active --quiet -- "$1"', [unit], { okCodes: [0, 1, 2, 3, 4] });
+  const result = await host.script(`systemctl is-active ${unit}`, 'systemctl is-active --quiet "$1"', [unit], { okCodes: [0, 1, 2, 3, 4] });
   return result.code === 0;
 }
 

@@ -44,7 +44,7 @@ const preflightHost: Step = {
   async run(ctx): Promise<StepResult> {
     const host = hostOf(ctx);
     const unit = ctx.plan.spec.kubelet.unit;
-    const settings = await discoverKubelet(host, unit, ctx.signal);
+    const settings = await discoverKubelet(host, unit, ctx.signal, { originalsIn: `${backupDir(ctx)}/files` });
     const hostname = (await host.script('hostname', 'hostname')).stdout.trim().toLowerCase();
     const nodeName = settings.nodeNameOverride?.value ?? hostname;
     if (nodeName !== ctx.node.from && nodeName !== ctx.node.to) {
@@ -53,8 +53,9 @@ const preflightHost: Step = {
       );
     }
     const recorded = recordSettings(unit, settings, ctx.node.from);
+    const renamedEarlier = ctx.outputs('preflight-cluster')?.renamedEarlier === true;
     return {
-      kind: 'done',
+      kind: renamedEarlier ? 'already-done' : 'done',
       outputs: { settings: JSON.parse(JSON.stringify(recorded)), hostname },
       summary: `kubeconfig ${recorded.kubeconfig}, override in ${recorded.overrideLocation.path}, rotation ${recorded.rotation ? 'on' : 'off'}`,
     };
@@ -79,19 +80,24 @@ const configureKubelet: Step = {
     // Each edit reads the host afresh, so two edits of one ExecStart drop-in compose.
     const current = await discoverKubelet(host, recorded.unit, ctx.signal);
     const override = await setKubeletFlag(host, current.hostnameOverride, 'hostname-override', ctx.node.to, backups);
+    // A kubelet that already holds a certificate for the new name needs no bootstrap, so rotation
+    // stays as it is; this keeps a repeated run from restarting a renamed kubelet.
+    const identity = await readClientIdentity(host, recorded.kubeconfig);
+    const renamed = identity?.commonName === `system:node:${ctx.node.to}` && identity.notAfter > ctx.services.now();
+    const rotationOff = recorded.rotation && !renamed;
     let rotation: FileChange | undefined;
-    if (recorded.rotation) {
+    if (rotationOff) {
       const afterOverride = await discoverKubelet(host, recorded.unit, ctx.signal);
       rotation = await setRotation(host, afterOverride.rotateCertificates.edit, false, backups);
     }
     const result = await discoverKubelet(host, recorded.unit, ctx.signal);
-    if (result.nodeNameOverride?.value !== ctx.node.to || (recorded.rotation && result.rotateCertificates.value)) {
+    if (result.nodeNameOverride?.value !== ctx.node.to || (rotationOff && result.rotateCertificates.value)) {
       throw new RenameBlockedError(`the kubelet settings on ${host.target} did not take the change; inspect ${recorded.overrideLocation.path} and the backups in ${backups}`);
     }
     const changes = changesToJson([override, rotation]);
     return {
       kind: changes.length > 0 ? 'done' : 'already-done',
-      outputs: { changes },
+      outputs: { changes, rotationOff },
       summary: changes.length > 0 ? `changed ${changes.map((c) => c.path).join(', ')}` : 'the kubelet settings already name the new node',
     };
   },
@@ -148,6 +154,9 @@ const restoreRotation: Step = {
     const host = hostOf(ctx);
     const { kube } = ctx.services;
     const current = await discoverKubelet(host, settings.unit, ctx.signal);
+    if (current.rotateCertificates.value && ctx.outputs('configure-kubelet')?.rotationOff !== true) {
+      return { kind: 'already-done', summary: 'rotation is on and this run did not turn it off' };
+    }
     const change = await setRotation(host, current.rotateCertificates.edit, true, backupDir(ctx));
     // Restarting is safe to repeat, and a run that died between the edit and the restart must
     // still restart, so the kubelet restarts whether or not the edit changed the file.
@@ -162,8 +171,9 @@ const restoreRotation: Step = {
         test: (lease) => renewedSince(lease, restartedAt),
       });
     } catch (error) {
-      const journal = await kubeletJournalTail(host, settings.unit);
-      throw new TransientStepError(`${(error as Error).message}${journal ? `; kubelet log:\n${journal}` : ''}`, { cause: error });
+      if (!(error instanceof TransientStepError)) throw error;
+      const journal = await kubeletJournalTail(host, settings.unit, 5);
+      throw new TransientStepError(`${error.message}${journal ? `; last lines of the kubelet log:\n${journal}` : ''}`, { cause: error });
     }
     const node = await kube.getNode(ctx.node.to);
     if (!nodeReady(node)) throw new TransientStepError(`Node ${ctx.node.to} is not Ready after the kubelet restarted with rotation on`);

@@ -26,11 +26,14 @@ export function adminConfig(kubeconfig: string): KubeConfig {
   return config;
 }
 
-async function createOrKeep(api: KubernetesObjectApi, object: KubernetesObject): Promise<void> {
+/** Creates an object, or replaces it when it exists, so a changed deploy file takes effect. */
+async function createOrReplace(api: KubernetesObjectApi, object: KubernetesObject): Promise<void> {
   try {
     await api.create(object);
   } catch (error) {
     if ((error as { code?: number }).code !== 409) throw error;
+    const current = await api.read({ apiVersion: object.apiVersion!, kind: object.kind!, metadata: { name: object.metadata!.name!, namespace: object.metadata?.namespace ?? '' } });
+    await api.replace({ ...object, metadata: { ...object.metadata, resourceVersion: current.metadata?.resourceVersion } } as KubernetesObject);
   }
 }
 
@@ -43,24 +46,26 @@ export async function leastPrivilegeKubeconfig(adminKubeconfig: string, outFile:
   const admin = adminConfig(adminKubeconfig);
   const api = KubernetesObjectApi.makeApiClient(admin);
   const docs = yaml.loadAll(readFileSync(path.join(repoRoot, 'deploy/clusterrole.yaml'), 'utf8')) as KubernetesObject[];
-  for (const doc of docs) await createOrKeep(api, doc);
+  for (const doc of docs) await createOrReplace(api, doc);
   const core = admin.makeApiClient(CoreV1Api);
   const subject = { kind: 'ServiceAccount', name: 'kube-node-rename', namespace: 'kube-system' };
-  await createOrKeep(api, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'kube-node-rename', namespace: 'kube-system' } } as KubernetesObject);
-  await createOrKeep(api, {
+  await createOrReplace(api, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'kube-node-rename', namespace: 'kube-system' } } as KubernetesObject);
+  await createOrReplace(api, {
     apiVersion: 'rbac.authorization.k8s.io/v1',
     kind: 'ClusterRoleBinding',
     metadata: { name: 'kube-node-rename' },
     roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'kube-node-rename' },
     subjects: [subject],
   } as KubernetesObject);
-  await createOrKeep(api, {
-    apiVersion: 'rbac.authorization.k8s.io/v1',
-    kind: 'RoleBinding',
-    metadata: { name: 'kube-node-rename', namespace: 'kube-system' },
-    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'kube-node-rename' },
-    subjects: [subject],
-  } as KubernetesObject);
+  for (const role of docs.filter((doc) => doc.kind === 'Role')) {
+    await createOrReplace(api, {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: { name: 'kube-node-rename', namespace: role.metadata!.namespace },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: role.metadata!.name },
+      subjects: [subject],
+    } as KubernetesObject);
+  }
   const request = await core.createNamespacedServiceAccountToken({
     name: 'kube-node-rename',
     namespace: 'kube-system',

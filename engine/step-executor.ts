@@ -161,7 +161,7 @@ function checkResult(result: StepResult): StepResult {
   }
   const secretKey = findSecretKey(result.outputs);
   if (secretKey !== undefined) {
-    throw new StepContractError(`output "${secretKey}" is named like a secret, and outputs are written to the state file; the step must not return secrets as outputs`);
+    throw new StepContractError(`output "${secretKey}" is named like a secret or holds one, and outputs are written to the state file; the step must not return secrets as outputs`);
   }
   if (result.outputs !== undefined) result.outputs = JSON.parse(JSON.stringify(result.outputs)) as StepResult['outputs'];
   return result;

@@ -49,6 +49,11 @@ export interface Cluster {
   kubeconfig: string;
   /** ssh_config with a Host entry per host name. */
   sshConfig: string;
+  /**
+   * kube-apiserver audit log (JSON lines): every create of a Node or a
+   * CertificateSigningRequest, with the response status and its message.
+   */
+  auditLog: string;
   hosts: ClusterHost[];
   /** Runs a shell command on a host through `ssh -F <sshConfig>`. */
   exec(host: string, command: string, options?: ExecOptions): Promise<ExecResult>;
@@ -140,6 +145,7 @@ export async function startCluster(options: StartOptions): Promise<Cluster> {
     dir,
     kubeconfig,
     sshConfig,
+    auditLog: `${dir}/logs/kube-apiserver-audit.log`,
     hosts,
     async exec(host, command, execOptions = {}) {
       const result = await runProcess('ssh', ['-F', sshConfig, '-l', execOptions.user ?? 'root', host, command], execOptions.input);
@@ -159,6 +165,30 @@ export async function startCluster(options: StartOptions): Promise<Cluster> {
     },
   };
   return cluster;
+}
+
+/** One event of the API server's audit log, with the fields tests read. */
+export interface AuditEvent {
+  verb: string;
+  user: { username: string; groups?: string[] };
+  objectRef?: { resource?: string; name?: string; apiGroup?: string };
+  responseStatus?: { code?: number; message?: string; reason?: string };
+  requestReceivedTimestamp: string;
+}
+
+/** Reads the audit events written so far. */
+export function readAuditEvents(cluster: Pick<Cluster, 'auditLog'>): AuditEvent[] {
+  let text: string;
+  try {
+    text = readFileSync(cluster.auditLog, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw error;
+  }
+  return text
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => JSON.parse(line) as AuditEvent);
 }
 
 /** Returns a KubeConfig for the cluster's admin (system:masters). */

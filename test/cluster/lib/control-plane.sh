@@ -48,8 +48,29 @@ start_etcd() {
   wait_daemon etcd "etcd on $api_address:2379" 60 curl -sf --max-time 2 "http://$api_address:2379/health"
 }
 
+# Audit policy: metadata, including the response status and its message,
+# of every create of a Node or a CertificateSigningRequest, so that tests can
+# read the API server's own reason for refusing one.
+write_audit_policy() {
+  cat >"$cluster_dir/audit-policy.yaml" <<'POLICY'
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: Metadata
+  verbs: [create]
+  resources:
+  - group: ""
+    resources: [nodes]
+  - group: certificates.k8s.io
+    resources: [certificatesigningrequests]
+- level: None
+POLICY
+}
+
 start_apiserver() {
   local pki=$cluster_dir/pki
+  write_audit_policy
   # The secure port listens on the bridge address only: kube-apiserver takes
   # one --bind-address, and a loopback port would clash between two clusters.
   start_daemon kube-apiserver "$bin_dir/kube-apiserver" \
@@ -66,6 +87,7 @@ start_apiserver() {
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
     --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
     --service-cluster-ip-range 10.96.0.0/12 \
+    --audit-policy-file "$cluster_dir/audit-policy.yaml" --audit-log-path "$cluster_dir/logs/kube-apiserver-audit.log" \
     --profiling=false
   wait_daemon kube-apiserver "kube-apiserver to report ready on https://$api_address:6443/readyz" 120 api_ready
 }

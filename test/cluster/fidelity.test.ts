@@ -38,6 +38,19 @@ function isNotFound(error: unknown): boolean {
   return error instanceof ApiException && error.code === 404;
 }
 
+/** Waits until reading an object fails with 404 Not Found. */
+function waitForNotFound(description: string, read: () => Promise<unknown>): Promise<true> {
+  return waitFor(description, POD_GC_TIMEOUT_MS, async () => {
+    try {
+      await read();
+      return undefined;
+    } catch (error) {
+      if (isNotFound(error)) return true;
+      throw error;
+    }
+  });
+}
+
 function isReady(node: V1Node): boolean {
   return node.status?.conditions?.some((condition) => condition.type === 'Ready' && condition.status === 'True') ?? false;
 }
@@ -112,7 +125,7 @@ describe('test cluster fidelity', function () {
   }
 
   /**
-   * The manual rename procedure, as plain shell commands run by the `knr`
+   * Renames a host by the manual procedure, as plain shell commands run by the `knr`
    * login with `sudo -n`: a bootstrap kubeconfig with a fresh token, the new
    * name as --hostname-override, rotation off, no client certificate or
    * kubeconfig, and a restart. Returns the bootstrap token id.
@@ -217,7 +230,7 @@ describe('test cluster fidelity', function () {
     await setHostnameOverride(host, newName);
     await cluster.exec(host, 'systemctl restart kubelet');
 
-    // The certificate manager asks at once for a certificate with the new
+    // The certificate manager requests at once a certificate with the new
     // CN, authenticated by the old one. NodeRestriction in v1.36 (admitCSR in
     // plugin/pkg/admission/noderestriction/admission.go) refuses a node's
     // kubelet CSR whose CN is not its own name, unless the feature gate
@@ -298,24 +311,10 @@ describe('test cluster fidelity', function () {
     });
 
     await core.deleteNode({ name: oldName });
-    await waitFor(`pod ${podName} to be garbage-collected`, POD_GC_TIMEOUT_MS, async () => {
-      try {
-        await core.readNamespacedPod({ name: podName, namespace: 'default' });
-        return undefined;
-      } catch (error) {
-        if (isNotFound(error)) return true;
-        throw error;
-      }
-    });
-    await waitFor(`Lease ${oldName} to be garbage-collected with its Node`, POD_GC_TIMEOUT_MS, async () => {
-      try {
-        await coordination.readNamespacedLease({ name: oldName, namespace: 'kube-node-lease' });
-        return undefined;
-      } catch (error) {
-        if (isNotFound(error)) return true;
-        throw error;
-      }
-    });
+    await waitForNotFound(`pod ${podName} to be garbage-collected`, () => core.readNamespacedPod({ name: podName, namespace: 'default' }));
+    await waitForNotFound(`Lease ${oldName} to be garbage-collected with its Node`, () =>
+      coordination.readNamespacedLease({ name: oldName, namespace: 'kube-node-lease' }),
+    );
 
     expect(await readNode(oldName), `Node ${oldName}`).to.equal(undefined);
     expect(isReady((await readNode(newName)) as V1Node), `Node ${newName} is still Ready`).to.equal(true);

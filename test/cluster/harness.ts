@@ -21,7 +21,7 @@ export interface ClusterHost {
   name: string;
   address: string;
   /**
-   * Folder on this machine that holds the host's own files, laid out as on
+   * Folder on this machine that contains the host's own files, laid out as on
    * the host: `<root>/etc/kubernetes`, `<root>/var/lib/kubelet`, and so on.
    */
   root: string;
@@ -122,6 +122,8 @@ export async function startCluster(options: StartOptions): Promise<Cluster> {
   const id = options.id ?? 'test';
   const locationArgs = ['--id', id, ...(options.dir === undefined ? [] : ['--dir', options.dir])];
 
+  // A cluster of the same id left by an interrupted run would block `up`.
+  await runClusterCommand(['down', ...locationArgs]);
   let up: ExecResult;
   try {
     up = await runClusterCommand(['up', '--hosts', String(options.hosts), ...locationArgs]);
@@ -259,8 +261,8 @@ export function bootstrapKubeconfig(cluster: Pick<Cluster, 'kubeconfig'>, token:
 
 /**
  * Polls `probe` every `intervalMs` until it returns a value other than
- * undefined, and returns it; rejects after `timeoutMs` with the description
- * and the last error the probe threw.
+ * undefined, and returns that value. After `timeoutMs` it rejects with the
+ * description and the last error that the probe threw.
  */
 export async function waitFor<T>(description: string, timeoutMs: number, probe: () => Promise<T | undefined>, intervalMs = 1000): Promise<T> {
   const deadline = Date.now() + timeoutMs;

@@ -68,12 +68,12 @@ function main(): number {
     const path = journalPath(unit);
     if (existsSync(path)) entries.push(...readFileSync(path, 'utf8').split('\n').filter((line) => line !== ''));
   }
-  const shown = options.lines === undefined ? entries : entries.slice(entries.length - Math.min(options.lines, entries.length));
-  if (shown.length === 0) {
+  const printed = options.lines === undefined ? entries : entries.slice(entries.length - Math.min(options.lines, entries.length));
+  if (printed.length === 0) {
     if (!options.quiet) process.stdout.write('-- No entries --\n');
     return 0;
   }
-  for (const line of shown) process.stdout.write(`${options.output === 'cat' ? messageOnly(line) : line}\n`);
+  for (const line of printed) process.stdout.write(`${options.output === 'cat' ? messageOnly(line) : line}\n`);
   return 0;
 }
 

@@ -1,6 +1,6 @@
 // The process that `systemctl start` leaves behind on a test host: it runs
 // the unit's ExecStart, writes its output to the unit's journal file with
-// journald's line prefix, restarts it as Restart= says, and stops it on
+// journald's line prefix, restarts it as Restart= sets, and stops it on
 // SIGTERM. It runs detached from the SSH session that started it.
 
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -68,7 +68,7 @@ export async function supervise(unitName: string): Promise<number> {
   });
 
   for (;;) {
-    // systemd reads EnvironmentFile= at every start, so a restart sees edits
+    // systemd reads EnvironmentFile= at every start, so a restart reads edits
     // to the files but not to the unit itself until daemon-reload.
     let command;
     try {
@@ -155,7 +155,7 @@ export async function supervise(unitName: string): Promise<number> {
   }
 }
 
-/** The variables systemd passes to every system service. */
+/** Returns the variables that systemd passes to every system service. */
 function serviceEnvironmentBase(): Record<string, string> {
   return { PATH: SERVICE_PATH, LANG: 'C.UTF-8' };
 }

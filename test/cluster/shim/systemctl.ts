@@ -348,8 +348,8 @@ async function run(args: string[]): Promise<number> {
       requireUnits(verb, units);
       for (const name of units) {
         const all = properties(name, loadedUnit(name), readState(name));
-        const wanted = options.properties.length === 0 ? all : all.filter(([key]) => options.properties.includes(key));
-        for (const [key, value] of wanted) process.stdout.write(options.valueOnly ? `${value}\n` : `${key}=${value}\n`);
+        const selected = options.properties.length === 0 ? all : all.filter(([key]) => options.properties.includes(key));
+        for (const [key, value] of selected) process.stdout.write(options.valueOnly ? `${value}\n` : `${key}=${value}\n`);
       }
       return 0;
     }

@@ -11,6 +11,7 @@ import { setMaxListeners } from 'node:events';
 import type { Dag, DagNode, DagStep } from './dag.js';
 import { MinHeap } from './heap.js';
 import type { Logger } from './logger.js';
+import { rollbackOne } from './rollback.js';
 import { executeStep } from './step-executor.js';
 import type { Journal } from './state/journal.js';
 import type { RunOutcome } from './state/model.js';
@@ -225,12 +226,31 @@ class DagRun<S> {
         stopSignal,
         now: this.now,
       });
-      if (outcome.kind === 'failed') return { kind: 'failed', step: step.step, error: outcome.error.message };
+      if (outcome.kind === 'failed') return this.failNode(node, step.step, outcome.error.message);
       if (outcome.kind === 'interrupted') return { kind: 'stopped' };
       this.notify(step.id, true);
     }
     logger.info('node succeeded', { run: this.options.runId, node: planNode.from });
     return { kind: 'succeeded' };
+  }
+
+  /** Ends a failed node, first rolling it back when the plan says `onFailure: rollback`. */
+  private async failNode(node: NodeRun, step: string, error: string): Promise<NodeOutcome> {
+    const { plan, recipe } = this.options;
+    if (plan.spec.strategy.onFailure !== 'rollback' || recipe.rollback === undefined) return { kind: 'failed', step, error };
+    const record = await rollbackOne({
+      plan,
+      recipe,
+      services: this.options.services,
+      journal: this.options.journal,
+      node: node.dag,
+      runId: this.options.runId,
+      logger: this.options.logger.child({ run: this.options.runId }),
+      signal: this.options.abortSignal,
+      now: this.now,
+    });
+    const rollback = record.outcome === 'rolled-back' ? 'rolled back' : `rollback ${record.outcome}: ${record.reason}`;
+    return { kind: 'failed', step, error: `${error} (${rollback})` };
   }
 
   /** Waits until every need of `step` succeeded; returns the first need that never will in this run. */

@@ -3,7 +3,7 @@ import type { Dag } from './dag.js';
 import type { LockState } from './state/lock.js';
 import type { RunRecord, StateData, StepRecord } from './state/model.js';
 
-export type NodeState = 'pending' | 'in-progress' | 'running' | 'succeeded' | 'failed' | 'blocked';
+export type NodeState = 'pending' | 'in-progress' | 'running' | 'succeeded' | 'failed' | 'blocked' | 'rolled-back';
 
 export interface NodeStatus {
   node: string;
@@ -30,7 +30,7 @@ export interface StatusReport {
 }
 
 export function buildStatus(dag: Dag, planName: string, stateDir: string, state: StateData | undefined, fingerprint: string, lock: LockState): StatusReport {
-  const counts: Record<NodeState, number> = { pending: 0, 'in-progress': 0, running: 0, succeeded: 0, failed: 0, blocked: 0 };
+  const counts: Record<NodeState, number> = { pending: 0, 'in-progress': 0, running: 0, succeeded: 0, failed: 0, blocked: 0, 'rolled-back': 0 };
   const nodes = dag.nodes.map((node): NodeStatus => {
     const steps = node.steps.map((step) => ({ step: step.step, ...(state?.steps[step.id] ?? { status: 'pending' as const, attempts: 0 }) }));
     const stepsDone = steps.filter((step) => step.status === 'succeeded').length;
@@ -52,6 +52,13 @@ export function buildStatus(dag: Dag, planName: string, stateDir: string, state:
       nodeState = 'blocked';
       detail = blocked.reason;
     } else nodeState = stepsDone > 0 ? 'in-progress' : 'pending';
+    const rollback = state?.rollbacks?.[node.plan.from];
+    if (rollback !== undefined && nodeState === 'pending' && rollback.outcome === 'rolled-back') {
+      nodeState = 'rolled-back';
+      detail = `rolled back ${rollback.at}; apply starts the rename again`;
+    } else if (rollback !== undefined && rollback.outcome !== 'rolled-back' && detail === null) {
+      detail = `rollback ${rollback.outcome}: ${rollback.reason ?? ''}`;
+    }
     if (detail === null && next?.lastError !== undefined) detail = `last error: ${next.lastError.message}`;
     counts[nodeState]++;
     return { node: node.plan.from, to: node.plan.to, state: nodeState, stepsDone, stepsTotal: steps.length, step: (failed ?? running ?? next)?.step ?? null, detail, steps };

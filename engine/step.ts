@@ -75,10 +75,46 @@ export interface CreateServicesOptions {
   dryRun: boolean;
 }
 
+/** What the state records about one node's steps, for rollback. */
+export interface NodeRecordView {
+  succeeded(step: string): boolean;
+  /** True when the step ran at least once in any run, whatever its outcome. */
+  started(step: string): boolean;
+  outputs(step: string): StepOutputs | undefined;
+}
+
+export interface RollbackContext<S> {
+  runId: string;
+  plan: Plan;
+  node: PlanNode;
+  record: NodeRecordView;
+  log: Logger;
+  signal: AbortSignal;
+  services: S;
+}
+
+export interface RollbackResult {
+  /** What the rollback did, in order, for the state and the operator. */
+  actions: string[];
+}
+
+/** Rolling back would do more harm than good; the message says why and what to do instead. */
+export class RollbackRefusedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RollbackRefusedError';
+  }
+}
+
 export interface Recipe<S> {
   name: string;
   /** One node's chain, in order. */
   steps: StepDefinition<S>[];
   createServices(opts: CreateServicesOptions): Promise<S>;
   closeServices?(services: S): Promise<void>;
+  /**
+   * Undoes what the node's steps did, as far as the record allows. Throws RollbackRefusedError
+   * when that would be unsafe. Called by `rollback` and, with `onFailure: rollback`, by `apply`.
+   */
+  rollback?(ctx: RollbackContext<S>): Promise<RollbackResult>;
 }

@@ -4,6 +4,7 @@ import { clusterSteps } from './cluster-steps.js';
 import { credentialSteps } from './credential-steps.js';
 import { KubeClient } from './kube.js';
 import { kubeletSteps } from './kubelet-steps.js';
+import { rollbackNode } from './rollback.js';
 import { defaultHostFor, type RenameServices } from './services.js';
 
 export type { RenameServices } from './services.js';
@@ -26,6 +27,7 @@ export function createRenameRecipe(): Recipe<RenameServices> {
       clusterSteps.deleteOldNode,
       credentialSteps.verifyCleanup,
     ],
+    rollback: rollbackNode,
     async createServices({ plan, kubeconfig, context }) {
       const access = plan.spec.access;
       return {

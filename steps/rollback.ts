@@ -2,7 +2,7 @@
 // the backup, the kubelet runs under its old name again, the old Node gets its recorded labels,
 // annotations and taints back, and a half-registered new Node is removed.
 import type { V1Node } from '@kubernetes/client-node';
-import type { Logger, Plan, PlanNode, StepOutputs } from '../engine/step.js';
+import { RollbackRefusedError, type NodeRecordView, type RollbackContext, type RollbackResult } from '../engine/step.js';
 import type { HostRunner } from './host.js';
 import { hostPathExists, listHostFiles, moveIntoBackup, restoreFromBackup, type MovedFile } from './host-files.js';
 import { DROP_IN_NAME } from './kubelet-config.js';
@@ -12,41 +12,17 @@ import type { RecordedSettings } from './kubelet-host.js';
 import { snapshotFromJson, type NodeSnapshot } from './node-metadata.js';
 import { PREVIOUS_NAME_ANNOTATION, type RenameServices } from './services.js';
 
-/** What the state says about one node's steps. */
-export interface NodeRecord {
-  succeeded(step: string): boolean;
-  /** True when the step ran at least once, whatever its outcome. */
-  started(step: string): boolean;
-  outputs(step: string): StepOutputs | undefined;
-}
+export { RollbackRefusedError } from '../engine/step.js';
 
-/** Rollback would do more harm than good; the message says what to do instead. */
-export class RollbackRefusedError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'RollbackRefusedError';
-  }
-}
+type RollbackInput = RollbackContext<RenameServices>;
+type NodeRecord = NodeRecordView;
 
-export interface RollbackInput {
-  plan: Plan;
-  node: PlanNode;
-  record: NodeRecord;
-  services: RenameServices;
-  log: Logger;
-  signal: AbortSignal;
-}
-
-export interface RollbackResult {
-  actions: string[];
-}
-
-function backupRoot(plan: Plan, node: PlanNode): string {
+function backupRoot(plan: RollbackInput['plan'], node: RollbackInput['node']): string {
   return `/var/lib/kube-node-rename/backup/${plan.metadata.name}/${node.from}`;
 }
 
 /** Refuses when the rename went past the point of no return, with the reason and the way forward. */
-export function checkRollbackSafe(node: PlanNode, record: NodeRecord): void {
+export function checkRollbackSafe(node: RollbackInput['node'], record: NodeRecord): void {
   if (record.succeeded('delete-old-node')) {
     throw new RollbackRefusedError(
       `the rename of ${node.from} to ${node.to} already deleted Node ${node.from}, and its pods were garbage-collected; the workload now runs on ${node.to}. To go back, run a new plan that renames ${node.to} to ${node.from}`,

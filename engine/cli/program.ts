@@ -4,6 +4,7 @@ import path from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { PlanChangedError, ServicesSetupError } from '../apply.js';
 import { InvalidPlanError } from '../plan/issues.js';
+import { RollbackInputError } from '../rollback.js';
 import { StateCorruptError } from '../state/journal.js';
 import { LockHeldError } from '../state/lock.js';
 import { COMMANDS } from './commands/index.js';
@@ -31,7 +32,7 @@ export function buildProgram(env: CliEnvironment, setExitCode: (code: number) =>
       `
 Exit codes:
   ${ExitCode.ok}    success
-  ${ExitCode.runFailed}    apply ran and a node failed, was blocked or did not start
+  ${ExitCode.runFailed}    apply ran and a node failed, was blocked or did not start; or rollback refused or failed for a node
   ${ExitCode.invalidInput}    invalid input or state (plan, options, changed plan, held lock); nothing ran
   ${ExitCode.interrupted}  apply was interrupted by SIGINT or SIGTERM; run it again to resume`,
     );
@@ -66,7 +67,7 @@ function reportError(env: CliEnvironment, error: unknown): number {
     write(env.stderr, error.format());
     return ExitCode.invalidInput;
   }
-  if (error instanceof PlanChangedError || error instanceof LockHeldError || error instanceof StateCorruptError || error instanceof ServicesSetupError) {
+  if (error instanceof PlanChangedError || error instanceof LockHeldError || error instanceof StateCorruptError || error instanceof ServicesSetupError || error instanceof RollbackInputError) {
     write(env.stderr, `error: ${error.message}`);
     return ExitCode.invalidInput;
   }

@@ -43,6 +43,17 @@ export interface BlockedRecord {
   runId: string;
 }
 
+export type RollbackOutcome = 'rolled-back' | 'refused' | 'failed';
+
+export interface RollbackRecord {
+  outcome: RollbackOutcome;
+  at: string;
+  runId: string;
+  actions: string[];
+  /** Why it was refused or failed. */
+  reason?: string;
+}
+
 export interface StateData {
   format: 'kube-node-rename/state-v1';
   planName: string;
@@ -54,6 +65,8 @@ export interface StateData {
   steps: Record<string, StepRecord>;
   /** Nodes that did not run because something they wait for failed, by current name. */
   blocked: Record<string, BlockedRecord>;
+  /** The latest rollback of each node, by current name; absent in states written before rollback existed. */
+  rollbacks?: Record<string, RollbackRecord>;
 }
 
 export type StateEvent =
@@ -66,7 +79,9 @@ export type StateEvent =
   /** The run stopped while the step waited to retry or after it was aborted; it runs again on resume. */
   | { type: 'step-interrupted'; id: string; at: string }
   | { type: 'node-blocked'; node: string; runId: string; at: string; reason: string }
-  | { type: 'node-unblocked'; node: string };
+  | { type: 'node-unblocked'; node: string }
+  /** A rollback ended; when it rolled the node back, the node's steps start over on the next apply. */
+  | { type: 'node-rollback'; node: string; stepIds: string[]; record: RollbackRecord };
 
 export function applyEvent(state: StateData, event: StateEvent): void {
   switch (event.type) {
@@ -124,6 +139,11 @@ export function applyEvent(state: StateData, event: StateEvent): void {
       return;
     case 'node-unblocked':
       delete state.blocked[event.node];
+      return;
+    case 'node-rollback':
+      state.rollbacks ??= {};
+      state.rollbacks[event.node] = { ...event.record, actions: [...event.record.actions] };
+      if (event.record.outcome === 'rolled-back') for (const id of event.stepIds) delete state.steps[id];
       return;
     default: {
       const unknown: never = event;

@@ -82,6 +82,10 @@ async function apply(env: CliEnvironment, planFile: string, options: ApplyCliOpt
       unlockCommand: unlockCommand(env, planFile, options),
     });
     write(env.stdout, formatReport(report));
+    const failed = report.nodes.filter((node) => node.outcome.kind === 'failed');
+    if (failed.length > 0 && plan.spec.strategy.onFailure === 'stop') {
+      write(env.stdout, `fix the cause and run apply again to resume, or undo a failed node's rename with: ${env.programName} rollback ${planFile} --node ${failed[0]!.node}`);
+    }
     if (report.outcome === 'succeeded') return ExitCode.ok;
     return report.outcome === 'interrupted' ? ExitCode.interrupted : ExitCode.runFailed;
   } finally {

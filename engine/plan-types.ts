@@ -6,7 +6,7 @@ export interface PlanNode {
   from: string;
   /** New Kubernetes node name. */
   to: string;
-  /** IPv4, IPv6 or DNS name used to reach the machine; when absent the steps use `from`. */
+  /** IPv4, IPv6 or DNS name (or ssh_config alias) used to reach the machine; when absent the steps use the old Node's InternalIP. */
   host?: string;
   /** SSH user for this node; overrides spec.access.user. */
   user?: string;
@@ -23,7 +23,7 @@ export interface Strategy {
   canary: number;
   /** Failed nodes tolerated before no new node starts. @default 0 */
   maxFailures: number;
-  /** `rollback` is recorded now and executed by a later version. @default 'stop' */
+  /** `rollback` undoes a failed node's rename at once; `stop` leaves it for the operator. @default 'stop' */
   onFailure: FailurePolicy;
 }
 

@@ -5,6 +5,8 @@
 # running it again; `test/cluster/cluster down --id demo` stops the cluster.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/env.sh
+source scripts/env.sh
 
 bash scripts/setup.sh
 kubectl=$(bash test/cluster/build.sh)/kubectl

@@ -5,6 +5,8 @@
 # kube-controller-manager and the test kubelet (see test/cluster/build.sh).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/env.sh
+source scripts/env.sh
 
 say() { printf 'setup: %s\n' "$*" >&2; }
 

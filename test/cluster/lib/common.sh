@@ -132,3 +132,9 @@ wait_for() { # description, timeout seconds, command...
 }
 
 pid_alive() { [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null; }
+
+# Succeeds when the process is alive and its command line contains the text,
+# so that a pid file left by an earlier run never stops an unrelated process.
+pid_matches() { # pid, text
+  pid_alive "${1:-}" && tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -qF -- "$2"
+}

@@ -180,7 +180,7 @@ stop_control_plane() {
   local name pid
   for name in kube-controller-manager kube-apiserver etcd; do
     pid=$(daemon_pid "$name")
-    if pid_alive "$pid"; then
+    if pid_matches "$pid" "$cluster_dir"; then
       kill "$pid" 2>/dev/null || true
       for _ in $(seq 50); do pid_alive "$pid" || break; sleep 0.2; done
       pid_alive "$pid" && kill -9 "$pid" 2>/dev/null

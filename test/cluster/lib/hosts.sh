@@ -2,28 +2,52 @@
 # namespaces with the host's own kubeadm folders, sshd on port 22, and the
 # SSH client configuration that reaches them. Sourced, not run.
 
-# Picks the first /24 under $address_base that no interface on this machine uses.
-allocate_subnet() {
-  local index
-  for index in $(seq 1 254); do
-    if ! ip -4 -o addr show | grep -q " $address_base\.$index\."; then
-      printf '%s\n' "$index"
-      return 0
-    fi
-  done
-  fail "every $address_base.N.0/24 subnet is in use by an interface; run 'test/cluster/cluster down' for clusters you no longer need"
-}
-
 bridge_name() { printf 'knrb%s\n' "$subnet_index"; }
 netns_name() { printf 'knr-%s-%s\n' "$cluster_id" "$1"; }
 
-setup_bridge() {
+# The bridge's alias names the cluster that owns it, because another cluster
+# may take the same subnet index after this one went down.
+bridge_owner() { printf 'knr:%s:%s\n' "$cluster_id" "$cluster_dir"; }
+
+bridge_owned() {
   local bridge
   bridge=$(bridge_name)
-  ip link show "$bridge" >/dev/null 2>&1 && return 0
-  ip link add "$bridge" type bridge
-  ip addr add "$api_address/24" dev "$bridge"
-  ip link set "$bridge" up
+  [[ -r /sys/class/net/$bridge/ifalias ]] && [[ $(cat "/sys/class/net/$bridge/ifalias") == "$(bridge_owner)" ]]
+}
+
+# Picks the first /24 under $address_base that no interface or bridge on this
+# machine uses, and creates the cluster's bridge with its .1 address. A lock
+# keeps two clusters that start at once from taking the same subnet.
+create_bridge() {
+  local index
+  exec {lock}>/run/lock/knr-test-cluster.lock
+  flock "$lock"
+  for index in $(seq 1 254); do
+    ip link show "knrb$index" >/dev/null 2>&1 && continue
+    ip -4 -o addr show | grep -q " $address_base\.$index\." && continue
+    # Host veths of a cluster whose bridge is gone still hold the index.
+    ip -o link show | grep -q ": kv${index}h[0-9]*@" && continue
+    subnet_index=$index
+    api_address="$address_base.$index.1"
+    ip link add "knrb$index" type bridge
+    ip link set "knrb$index" alias "$(bridge_owner)"
+    ip addr add "$api_address/24" dev "knrb$index"
+    ip link set "knrb$index" up
+    flock --unlock "$lock"
+    return 0
+  done
+  flock --unlock "$lock"
+  fail "every $address_base.N.0/24 subnet is in use by an interface; run 'test/cluster/cluster down' for clusters you no longer need"
+}
+
+# Deletes the cluster's bridge, unless another cluster owns it now.
+delete_bridge() {
+  [[ -n ${subnet_index:-} ]] || return 0
+  if bridge_owned; then
+    ip link del "$(bridge_name)"
+  elif ip link show "$(bridge_name)" >/dev/null 2>&1; then
+    log "leaving bridge $(bridge_name) alone: it belongs to $(cat "/sys/class/net/$(bridge_name)/ifalias" 2>/dev/null || printf 'another owner')"
+  fi
 }
 
 host_dir() { printf '%s/hosts/%s\n' "$cluster_dir" "$1"; }
@@ -187,6 +211,8 @@ remove_host() { # name
   fi
   local anchor
   anchor=$(host_anchor "$name")
-  pid_alive "$anchor" && kill -KILL "$anchor" 2>/dev/null
+  if pid_matches "$anchor" 'sleep infinity' && [[ $(ip netns identify "$anchor" 2>/dev/null) == "$netns" ]]; then
+    kill -KILL "$anchor" 2>/dev/null
+  fi
   rm -f "$dir/anchor.pid"
 }

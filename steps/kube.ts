@@ -19,7 +19,7 @@ import {
 } from '@kubernetes/client-node';
 import { TransientStepError } from '../engine/step.js';
 
-/** The API answered with a status the caller did not expect. */
+/** The API server returned a status the caller did not expect. */
 export class KubeApiError extends Error {
   constructor(readonly operation: string, readonly status: number, detail: string, options?: { cause?: unknown }) {
     super(`${operation} failed: HTTP ${status}${detail ? `: ${detail}` : ''}`, options);
@@ -48,7 +48,7 @@ function detailOf(error: unknown): string {
 
 /**
  * Turns a client error into ours: connection failures, 429, and 5xx are transient (the API server
- * may be restarting); 4xx answers are final and carry the server's message.
+ * may be restarting); 4xx responses are final and carry the server's message.
  */
 export function translateError(operation: string, error: unknown): Error {
   const status = statusOf(error);
@@ -203,7 +203,7 @@ export class KubeClient {
     );
   }
 
-  /** Returns the checks that the API server answers "not allowed" for this client's own identity. */
+  /** Returns the checks that the API server denies for this client's own identity. */
   async deniedAccess(checks: AccessCheck[]): Promise<AccessCheck[]> {
     const denied: AccessCheck[] = [];
     for (const check of checks) {

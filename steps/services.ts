@@ -1,5 +1,5 @@
-// What the rename steps are given: the Kubernetes client, a way to reach each host, and helpers
-// that several steps share.
+// The services the rename steps are given (the Kubernetes client, a way to reach each host) and
+// helpers that several steps share.
 import type { Logger, PlanNode, StepContext, StepOutputs } from '../engine/step.js';
 import { createHostRunner, type HostRunner, type SshAccess } from './host.js';
 import type { KubeClient } from './kube.js';
@@ -66,10 +66,4 @@ export function hostOf(ctx: RenameContext): HostRunner {
 /** Where the tool keeps copies of what it changes or moves on a host, per plan and node. */
 export function backupDir(ctx: RenameContext): string {
   return `/var/lib/kube-node-rename/backup/${ctx.plan.metadata.name}/${ctx.node.from}`;
-}
-
-export function stringOutput(outputs: StepOutputs, key: string): string {
-  const value = outputs[key];
-  if (typeof value !== 'string') throw new Error(`recorded output ${key} is missing or not a string`);
-  return value;
 }

@@ -135,12 +135,6 @@ export class KubeClient {
     );
   }
 
-  async jsonPatchNode(name: string, patch: object[]): Promise<V1Node> {
-    return must(`patch Node ${name}`, () =>
-      this.core.patchNode({ name, body: patch }, setHeaderOptions('Content-Type', PatchStrategy.JsonPatch)),
-    );
-  }
-
   /** Deletes a Node only if it still has this UID; returns false when it was already gone. */
   async deleteNode(name: string, uid: string): Promise<boolean> {
     const result = await call(

@@ -70,7 +70,7 @@ find_binaries() {
   fi
   [[ -d $folder ]] || fail "binaries folder '$folder' (from KNR_BIN_DIR or test/cluster/build.sh) is not a folder"
   for binary in etcd kube-apiserver kube-controller-manager kubelet; do
-    [[ -x $folder/$binary ]] || fail "the binaries folder $folder has no executable '$binary'; rerun test/cluster/build.sh"
+    [[ -x $folder/$binary ]] || fail "the binaries folder $folder (from KNR_BIN_DIR or test/cluster/build.sh) has no executable '$binary'; unset KNR_BIN_DIR or rerun test/cluster/build.sh"
   done
   printf '%s\n' "$folder"
 }

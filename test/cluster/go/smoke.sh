@@ -10,6 +10,10 @@
 #   3. The same with rotation on: the kubelet requests a certificate for the
 #      new name, authenticated as the old node, and NodeRestriction rejects
 #      that CSR, so none is stored.
+#   4. The manual rename (fresh bootstrap kubeconfig, client certificate and
+#      kubeconfig removed, rotation off): the new Node registers and becomes
+#      Ready, and the container of a pod bound to the old name is stopped,
+#      although the fake runtime's containers survived every restart.
 #
 # Usage: smoke.sh [BIN_DIR]   (default: the folder that build.sh prints)
 # Runs as root inside a new network namespace, so every address it uses is
@@ -214,6 +218,16 @@ stop_kubelet() {
 node_ready() {
   [[ $(kubectl get node "$1" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}') == True ]]
 }
+# running_containers POD: print how many containers of POD the fake runtime
+# of the host has in state CONTAINER_RUNNING, from its state file.
+runtime_state="$host/run/containerd/containerd.sock.state.json"
+running_containers() {
+  jq --arg pod "$1" '[.containers[].status
+    | select(.labels["io.kubernetes.pod.name"] == $pod and .state == "CONTAINER_RUNNING")] | length' "$runtime_state"
+}
+no_running_containers() { [[ $(running_containers "$1") == 0 ]]; }
+some_running_containers() { [[ $(running_containers "$1") -gt 0 ]]; }
+
 # csr_for NODE: print the name of a kubelet client CSR for system:node:NODE.
 csr_for() {
   local name request
@@ -246,6 +260,23 @@ wait_for 30 "the Lease of node-a" kubectl -n kube-node-lease get lease node-a
 pass "node-a bootstrapped through CSR $csr, registered, is Ready and renews its Lease"
 rm "$host/etc/bootstrap-kubelet.conf"
 
+# A bare pod bound to node-a, whose container must stop once the kubelet runs
+# under another name. Without a scheduler, spec.nodeName binds it directly.
+wait_for 60 "the default ServiceAccount" kubectl get serviceaccount default
+kubectl apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: Pod
+metadata: {name: bound-to-node-a, namespace: default}
+spec:
+  nodeName: node-a
+  automountServiceAccountToken: false
+  containers: [{name: pause, image: registry.k8s.io/pause:3.10}]
+EOF
+wait_for 60 "pod bound-to-node-a to be Running" \
+  test "$(kubectl get pod bound-to-node-a -o jsonpath='{.status.phase}')" = Running
+wait_for 10 "the fake runtime to save the running container" some_running_containers bound-to-node-a
+pass "pod bound-to-node-a runs on node-a, and the fake runtime state file records its running container"
+
 # Check 2: new name, old certificate, rotation off.
 stop_kubelet
 # Kubelet v1.36 does not log the rejected create: after a Forbidden create
@@ -257,6 +288,8 @@ say "check 2: restarting as node-b with the node-a certificate, rotation off"
 start_kubelet node-b kubelet-node-b-norotate.log
 wait_for 60 "the kubelet to report that node-a may not read node-b" \
   grep -qF "$read_error" "$work/logs/kubelet-node-b-norotate.log"
+grep -Eq '"Loaded the fake runtime state".* containers=[1-9]' "$work/logs/kubelet-node-b-norotate.log" ||
+  fail "the restarted kubelet did not load the running container of pod bound-to-node-a from the fake runtime state"
 if kubectl get node node-b >/dev/null 2>&1; then fail "node-b registered although the certificate is for node-a"; fi
 grep -q '"Attempting to register node" node="node-b"' "$work/logs/kubelet-node-b-norotate.log" ||
   fail "the kubelet never tried to register node-b"
@@ -287,5 +320,22 @@ wait_for 60 "the API server's response to the CSR for node-b" \
 if csr=$(csr_for node-b); then fail "CSR $csr for node-b exists although NodeRestriction should reject it"; fi
 if kubectl get node node-b >/dev/null 2>&1; then fail "node-b registered although the certificate is for node-a"; fi
 pass "with rotation on the kubelet requested a certificate for node-b as node-a, and the API server rejected the CSR: \"$csr_error\""
+
+# Check 4: the manual rename procedure, then the pod bound to node-a.
+stop_kubelet
+say "check 4: renaming by hand: fresh bootstrap kubeconfig, client certificate and kubeconfig removed, rotation off"
+kubeconfig "$host/etc/bootstrap-kubelet.conf" tls-bootstrap-token-user "{token: $token_id.$token_secret}"
+rm -f "$host/etc/kubelet.conf" "$host/lib/pki"/kubelet-client-*
+start_kubelet node-b kubelet-node-b-renamed.log
+wait_for 60 "a kubelet client CSR for node-b from the bootstrap token" csr_for node-b
+csr=$(csr_for node-b)
+kubectl certificate approve "$csr" >/dev/null
+wait_for 60 "node-b to be Ready" node_ready node-b
+subject=$(openssl x509 -noout -subject -in "$host/lib/pki/kubelet-client-current.pem")
+[[ $subject == *"CN = system:node:node-b"* ]] || fail "unexpected client certificate subject after the rename: $subject"
+wait_for 60 "the kubelet to stop the container of pod bound-to-node-a" no_running_containers bound-to-node-a
+[[ $(kubectl get pod bound-to-node-a -o jsonpath='{.spec.nodeName}') == node-a ]] ||
+  fail "pod bound-to-node-a should still be bound to node-a in the API"
+pass "node-b registered and is Ready after the manual rename, and the container of the pod bound to node-a was stopped"
 
 say "all $passed checks passed"

@@ -23,6 +23,10 @@ import (
 // containers to the state file when they changed.
 const stateSaveInterval = time.Second
 
+// fakeImageSize is the size in bytes that every pulled image reports. The
+// kubelet rejects an image of size 0 as not pulled.
+const fakeImageSize = 1 << 20
+
 // fakeRuntime is the fake CRI runtime of k8s.io/cri-client, served on a unix
 // socket. Its pod sandboxes and containers outlive a kubelet restart as a
 // real runtime's do, because they are saved to a state file beside the
@@ -62,6 +66,7 @@ func startFakeRuntime(endpoint string) (*fakeRuntime, error) {
 		remote:    fakeremote.NewFakeRemoteRuntime(),
 		statePath: socket + ".state.json",
 	}
+	runtime.remote.ImageService.SetFakeImageSize(fakeImageSize)
 	if err := runtime.load(); err != nil {
 		return nil, err
 	}

@@ -19,7 +19,8 @@ bridge_owned() {
 # machine uses, and creates the cluster's bridge with its .1 address. A lock
 # keeps two clusters that start at once from taking the same subnet.
 create_bridge() {
-  local index
+  local index lock
+  mkdir -p /run/lock
   exec {lock}>/run/lock/knr-test-cluster.lock
   flock "$lock"
   for index in $(seq 1 254); do
@@ -33,10 +34,10 @@ create_bridge() {
     ip link set "knrb$index" alias "$(bridge_owner)"
     ip addr add "$api_address/24" dev "knrb$index"
     ip link set "knrb$index" up
-    flock --unlock "$lock"
+    exec {lock}>&-
     return 0
   done
-  flock --unlock "$lock"
+  exec {lock}>&-
   fail "every $address_base.N.0/24 subnet is in use by an interface; run 'test/cluster/cluster down' for clusters you no longer need"
 }
 

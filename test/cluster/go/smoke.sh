@@ -12,8 +12,8 @@
 #      that CSR, so none is stored.
 #   4. The manual rename (fresh bootstrap kubeconfig, client certificate and
 #      kubeconfig removed, rotation off): the new Node registers and becomes
-#      Ready, and the container of a pod bound to the old name is stopped,
-#      although the fake runtime's containers survived every restart.
+#      Ready. The fake runtime's containers survive each restart, and the
+#      kubelet stops the container of a pod bound to the old name.
 #
 # Usage: smoke.sh [BIN_DIR]   (default: the folder that build.sh prints)
 # Runs as root inside a new network namespace, so every address it uses is
@@ -308,8 +308,8 @@ pass "node-b was not registered: the kubelet logged \"$read_error\", and NodeRes
 stop_kubelet
 say "check 3: restarting as node-b with the node-a certificate, rotation on"
 start_kubelet node-b kubelet-node-b-rotate.log --rotate-certificates
-# The certificate manager sees that the CN differs from the node name and asks
-# for a certificate for node-b at once, authenticated as node-a. Kubernetes
+# The certificate manager finds that the CN differs from the node name and
+# requests a certificate for node-b at once, authenticated as node-a. Kubernetes
 # v1.36's NodeRestriction admission rejects that CSR when it is created.
 csr_error='can only create a node CSR with CN=system:node:node-a'
 wait_for 60 "the kubelet to request a certificate for node-b" \

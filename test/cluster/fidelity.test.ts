@@ -288,13 +288,12 @@ describe('test cluster fidelity', function () {
         },
       });
     });
-    // The kubelet sets hostIP when it takes the pod; whether the fake
-    // runtime then runs its container does not matter to pod GC.
-    const taken = await waitFor(`the kubelet on ${oldName} to take pod ${podName}`, REGISTER_TIMEOUT_MS, async () => {
+    const running = await waitFor(`pod ${podName} to run on ${oldName}`, REGISTER_TIMEOUT_MS, async () => {
       const pod = await core.readNamespacedPod({ name: podName, namespace: 'default' });
-      return pod.status?.hostIP === host.address ? pod : undefined;
+      return pod.status?.phase === 'Running' ? pod : undefined;
     });
-    expect(taken.spec?.nodeName, 'pod is bound to the old name').to.equal(oldName);
+    expect(running.spec?.nodeName, 'pod is bound to the old name').to.equal(oldName);
+    expect(running.status?.hostIP, 'pod runs on the host being renamed').to.equal(host.address);
 
     // The kubelet creates its Lease, owned by its Node, some seconds after registering.
     const lease = await waitFor(`Lease ${oldName} owned by its Node`, REGISTER_TIMEOUT_MS, async () => {

@@ -178,9 +178,9 @@ describe('test cluster fidelity', function () {
     return lines.slice(restart + 1);
   }
 
-  /** Waits for the audit log to show a refused create by a node's credentials. */
-  async function refusedCreate(resource: string, node: string, message: string): Promise<AuditEvent> {
-    return waitFor(`an audit event of a refused ${resource} create by system:node:${node}`, REGISTER_TIMEOUT_MS, async () => {
+  /** Waits for the audit log to show a rejected create by a node's credentials. */
+  async function rejectedCreate(resource: string, node: string, message: string): Promise<AuditEvent> {
+    return waitFor(`an audit event of a rejected ${resource} create by system:node:${node}`, REGISTER_TIMEOUT_MS, async () => {
       return readAuditEvents(cluster).find(
         (event) =>
           event.verb === 'create' &&
@@ -199,17 +199,17 @@ describe('test cluster fidelity', function () {
     await setHostnameOverride(host, newName);
     await cluster.exec(host, 'systemctl restart kubelet');
 
-    // The API server refuses the Node create in NodeRestriction admission.
-    const refusal = await refusedCreate('nodes', host, `node "${host}" is not allowed to modify node "${newName}"`);
-    expect(refusal.objectRef?.name ?? newName, 'refused Node name').to.equal(newName);
+    // The API server rejects the Node create in NodeRestriction admission.
+    const rejection = await rejectedCreate('nodes', host, `node "${host}" is not allowed to modify node "${newName}"`);
+    expect(rejection.objectRef?.name ?? newName, 'rejected Node name').to.equal(newName);
 
     // After a Forbidden create, the v1.36 kubelet (tryRegisterWithAPIServer
     // in pkg/kubelet/kubelet_node_status.go) reads the Node and logs only the
-    // Node authorizer's refusal of that read, not the admission message.
-    const readRefusal = `node '${host}' cannot read '${newName}', only its own Node object`;
+    // Node authorizer's rejection of that read, not the admission message.
+    const readRejection = `node '${host}' cannot read '${newName}', only its own Node object`;
     const failure = await waitFor(`${host}'s kubelet to report the failed registration`, REGISTER_TIMEOUT_MS, async () => {
       const lines = await journalSinceRestart(host);
-      return lines.find((line) => line.includes('Unable to register node with API server') && line.includes(readRefusal));
+      return lines.find((line) => line.includes('Unable to register node with API server') && line.includes(readRejection));
     });
     expect(failure, 'the registration failure names the new Node').to.contain(`node="${newName}"`);
 
@@ -221,7 +221,7 @@ describe('test cluster fidelity', function () {
     expect(cmdline.stdout, 'the running kubelet has the new override').to.contain(`--hostname-override=${newName}`);
   });
 
-  it('refuses a rotation CSR for a new name', async function () {
+  it('rejects a rotation CSR for a new name', async function () {
     const host = 'node-3';
     const newName = 'node-3-renamed';
     const config = await cluster.exec(host, 'grep ^rotateCertificates: /var/lib/kubelet/config.yaml');
@@ -236,12 +236,12 @@ describe('test cluster fidelity', function () {
     // AllowInsecureKubeletCertificateSigningRequests is on, so no CSR exists
     // to stay pending.
     const message = `can only create a node CSR with CN=system:node:${host}`;
-    await refusedCreate('certificatesigningrequests', host, message);
-    const journal = await waitFor(`${host}'s kubelet to report the refused CSR`, REGISTER_TIMEOUT_MS, async () => {
+    await rejectedCreate('certificatesigningrequests', host, message);
+    const journal = await waitFor(`${host}'s kubelet to report the rejected CSR`, REGISTER_TIMEOUT_MS, async () => {
       const lines = await journalSinceRestart(host);
       return lines.some((line) => line.includes(message)) ? lines : undefined;
     });
-    expect(journal.find((line) => line.includes(message)), 'the certificate manager reports the refusal').to.contain('Failed while requesting a signed certificate');
+    expect(journal.find((line) => line.includes(message)), 'the certificate manager reports the rejection').to.contain('Failed while requesting a signed certificate');
 
     const forNewName = (await kubeletCsrs()).filter(({ subject }) => subject === `CN=system:node:${newName},O=system:nodes`);
     expect(forNewName, `CSRs for ${newName}`).to.deep.equal([]);

@@ -17,6 +17,8 @@ const PRIVATE_KEY = /PRIVATE KEY/;
 /** File content that makes a file a credential: keys, certificates, tokens, kubeconfig credentials. */
 const CREDENTIAL = /PRIVATE KEY|BEGIN CERTIFICATE|client-key-data|client-certificate-data|token:/;
 const BACKUP_ROOT = '/var/lib/kube-node-rename/backup';
+/** Shell command that lists the files under a folder holding a bootstrap token. */
+const grepTokens = (folder: string): string => `grep -rlE '[a-z0-9]{6}\\.[a-z0-9]{16}' ${folder}; true`;
 
 /** Lists every file and folder under `dir` with its mode bits. */
 function walk(dir: string): { path: string; mode: number; isFile: boolean }[] {
@@ -53,6 +55,7 @@ describe('secret hygiene and least privilege', function () {
     let token = '';
     let bootstrapMode = '';
     let applyOutput = '';
+    let filesWithTokenMidRun = '';
 
     before(async function () {
       this.timeout(8 * 60_000);
@@ -63,6 +66,7 @@ describe('secret hygiene and least privilege', function () {
       const bootstrap = await cluster.exec('node-1', 'stat -c %a /etc/kubernetes/bootstrap-kubelet.conf && cat /etc/kubernetes/bootstrap-kubelet.conf');
       bootstrapMode = bootstrap.stdout.split('\n')[0]!;
       token = /token: (\S+)/.exec(bootstrap.stdout)?.[1] ?? '';
+      filesWithTokenMidRun = (await cluster.exec('node-1', grepTokens('/etc/kubernetes'))).stdout;
 
       const unlocked = await runCli(['unlock', plan, '--state-dir', stateDir()]);
       expect(unlocked.code, unlocked.stderr).to.equal(0);
@@ -79,6 +83,11 @@ describe('secret hygiene and least privilege', function () {
     it('writes the bootstrap kubeconfig 0600', () => {
       expect(token, 'token in the bootstrap kubeconfig').to.match(BOOTSTRAP_TOKEN);
       expect(bootstrapMode).to.equal('600');
+    });
+
+    it('token search finds a live token', () => {
+      // The search the backup check relies on must find the bootstrap kubeconfig while it exists.
+      expect(filesWithTokenMidRun).to.include('/etc/kubernetes/bootstrap-kubelet.conf');
     });
 
     it('keeps secrets out of state and logs', () => {
@@ -106,7 +115,7 @@ describe('secret hygiene and least privilege', function () {
       const secret = token.split('.')[1]!;
       const listing = await cluster.exec('node-1', `find ${BACKUP_ROOT} -type f | sort`);
       expect(listing.stdout, 'backup files').to.include('/credentials/');
-      const withToken = await cluster.exec('node-1', `grep -rlE '[a-z0-9]{6}\\.[a-z0-9]{16}' ${BACKUP_ROOT}; grep -rlF '${secret}' ${BACKUP_ROOT}; true`);
+      const withToken = await cluster.exec('node-1', `${grepTokens(BACKUP_ROOT)}; grep -rlF '${secret}' ${BACKUP_ROOT}; true`);
       expect(withToken.stdout.trim(), 'backup files with a bootstrap token').to.equal('');
     });
 

@@ -231,7 +231,7 @@ describe('test cluster fidelity', function () {
 
     // The certificate manager requests at once a certificate with the new
     // CN, authenticated by the old one. NodeRestriction in v1.36 (admitCSR in
-    // plugin/pkg/admission/noderestriction/admission.go) refuses a node's
+    // plugin/pkg/admission/noderestriction/admission.go) rejects a node's
     // kubelet CSR whose CN is not its own name, unless the feature gate
     // AllowInsecureKubeletCertificateSigningRequests is on, so no CSR exists
     // to stay pending.

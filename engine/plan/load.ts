@@ -54,7 +54,7 @@ function reportIssues(text: string, file: string): never {
     source = new YamlSource(text);
   } catch (error) {
     if (!(error instanceof YamlSyntaxError)) throw error;
-    issues.add(error.position, [], `malformed YAML: ${error.message}`, 'correct the YAML syntax at this position (indentation, quotes, a missing ":" or "-")');
+    issues.add(error.position, [], `malformed YAML: ${error.message}`, error.fix ?? 'correct the YAML syntax at this position (indentation, quotes, a missing ":" or "-")');
     throw new InvalidPlanError(file, issues.sorted());
   }
   if (source.value === undefined || source.value === null) {

@@ -52,6 +52,14 @@ const PROPERTY_FORMATS: Record<string, { expected: string; fix: string }> = {
     expected: 'an ssh option in the form Name=value',
     fix: 'write it as in ssh -o, for example "StrictHostKeyChecking=yes"',
   },
+  identityFile: {
+    expected: 'a path to an ssh private key file',
+    fix: "write the path to the key, for example ~/.ssh/id_ed25519, or remove the field to use ssh's default keys",
+  },
+  sshConfig: {
+    expected: 'a path to an ssh_config file',
+    fix: "write the path to the file, for example ./ssh_config, or remove the field to use ssh's default configuration",
+  },
   unit: {
     expected: 'a systemd unit name',
     fix: 'write the unit name, for example "kubelet" or "kubelet.service"',
@@ -98,7 +106,10 @@ function reportError(error: ErrorObject, source: YamlSource, issues: IssueList):
     case 'maxLength':
     case 'minLength': {
       const format = formatOf(error, path);
-      const detail = error.keyword === 'pattern' ? '' : ` (${error.message})`;
+      // An empty string breaks minLength and usually the pattern too: report it once, as the pattern.
+      if (error.keyword === 'minLength' && error.data === '' && hasPattern(error)) return;
+      const known = FORMATS[/^#\/\$defs\/([^/]+)\//.exec(error.schemaPath)?.[1] ?? ''] !== undefined || PROPERTY_FORMATS[String([...path].reverse().find((segment) => typeof segment === 'string'))] !== undefined;
+      const detail = error.keyword === 'pattern' || (known && error.data === '') ? '' : ` (${error.message})`;
       issues.add(source.valuePosition(path), path, `must be ${format.expected}${detail}; got ${got}`, format.fix);
       return;
     }
@@ -115,6 +126,10 @@ function reportError(error: ErrorObject, source: YamlSource, issues: IssueList):
     default:
       issues.add(source.valuePosition(path), path, `${error.message ?? 'is invalid'}; got ${got}`, 'correct the value');
   }
+}
+
+function hasPattern(error: ErrorObject): boolean {
+  return typeof (error.parentSchema as { pattern?: unknown } | undefined)?.pattern === 'string';
 }
 
 function formatOf(error: ErrorObject, path: PathSegment[]): { expected: string; fix: string } {

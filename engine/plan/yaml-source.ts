@@ -22,6 +22,8 @@ export class YamlSyntaxError extends Error {
   constructor(
     message: string,
     readonly position: SourcePosition,
+    /** How to fix it, when the general advice on YAML syntax does not fit. */
+    readonly fix?: string,
   ) {
     super(message);
     this.name = 'YamlSyntaxError';
@@ -83,7 +85,11 @@ export class YamlSource {
       } as yaml.LoadOptions);
     } catch (error) {
       if (error instanceof yaml.YAMLException) {
-        const mark = error.mark;
+        const mark = error.mark as { line: number; column: number } | undefined;
+        // js-yaml reports a second document without a mark, so the position is found here.
+        if (mark === undefined) {
+          throw new YamlSyntaxError('the file holds more than one YAML document', secondDocumentStart(text), 'keep one RenamePlan per file; move the document that starts here into a plan file of its own');
+        }
         throw new YamlSyntaxError(error.reason, { line: mark.line + 1, column: mark.column + 1 });
       }
       throw error;
@@ -173,4 +179,19 @@ function skipSeparation(text: string, offset: number): number {
     }
   }
   return offset;
+}
+
+/** Returns where the second document of a YAML stream starts: the first `---` or `...` line after content. */
+function secondDocumentStart(text: string): SourcePosition {
+  const lines = text.split(/\r?\n/);
+  let content = false;
+  for (let index = 0; index < lines.length; index++) {
+    const line = lines[index]!;
+    if (/^(---|\.\.\.)(\s|$)/.test(line)) {
+      if (content) return { line: index + 1, column: 1 };
+      continue;
+    }
+    if (line.trim() !== '' && !line.trimStart().startsWith('#')) content = true;
+  }
+  return { line: 1, column: 1 };
 }

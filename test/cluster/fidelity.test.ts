@@ -320,4 +320,53 @@ describe('test cluster fidelity', function () {
     expect(active.stdout.trim(), `kubelet on host ${oldName}`).to.equal('active');
     expect(await clientCertificateSubject(oldName), `client certificate on host ${oldName}`).to.equal(`CN=system:node:${newName},O=system:nodes`);
   });
+  describe('with insecure kubelet CSRs allowed', function () {
+    // The same rename as above on a cluster whose API server has the feature
+    // gate AllowInsecureKubeletCertificateSigningRequests on, which turns off
+    // NodeRestriction's CN check: then the CSR for the new name is created
+    // and matches neither auto-approval rule.
+    let gated: Cluster;
+
+    before(async function () {
+      this.timeout(600_000);
+      gated = await startCluster({
+        hosts: 1,
+        id: 'fidelity-gate',
+        featureGates: { AllowInsecureKubeletCertificateSigningRequests: true },
+      });
+    });
+
+    after(async function () {
+      this.timeout(120_000);
+      await gated?.stop();
+    });
+
+    it('leaves a rotation CSR pending', async function () {
+      const host = 'node-1';
+      const newName = 'node-1-renamed';
+      const gatedCertificates = adminKubeConfig(gated).makeApiClient(CertificatesV1Api);
+      await gated.exec(host, `sed -i 's/^KUBELET_EXTRA_ARGS="\\(.*\\)"$/KUBELET_EXTRA_ARGS="\\1 --hostname-override=${newName}"/' /etc/default/kubelet`);
+      await gated.exec(host, 'systemctl restart kubelet');
+
+      const expectedSubject = `CN=system:node:${newName},O=system:nodes`;
+      const found = await waitFor(`a CSR for ${newName}`, REGISTER_TIMEOUT_MS, async () => {
+        const list = await gatedCertificates.listCertificateSigningRequest();
+        for (const csr of list.items) {
+          if (csr.spec.signerName === KUBELET_CLIENT_SIGNER && (await requestSubject(csr)) === expectedSubject) return csr;
+        }
+        return undefined;
+      });
+      expect(found.spec.username, 'the CSR is made with the old certificate').to.equal(`system:node:${host}`);
+
+      // The approver decides when the CSR is created; read it again after
+      // several of the controller's sync periods.
+      await new Promise((resolve) => setTimeout(resolve, 20_000));
+      const again = await gatedCertificates.readCertificateSigningRequest({ name: found.metadata?.name as string });
+      expect(again.status?.conditions ?? [], `conditions of CSR ${again.metadata?.name}`).to.deep.equal([]);
+      expect(again.status?.certificate, 'no certificate is issued').to.equal(undefined);
+
+      const subject = await gated.exec(host, 'openssl x509 -noout -subject -nameopt RFC2253 -in /var/lib/kubelet/pki/kubelet-client-current.pem');
+      expect(subject.stdout.trim(), `client certificate on ${host}`).to.equal(`subject=CN=system:node:${host},O=system:nodes`);
+    });
+  });
 });

@@ -69,6 +69,8 @@ export interface StartOptions {
   id?: string;
   /** Cluster folder; default `$KNR_CLUSTER_DIR` or test/cluster/.run/<id>. */
   dir?: string;
+  /** kube-apiserver feature gates, for example `{ AllowInsecureKubeletCertificateSigningRequests: true }`. */
+  featureGates?: Record<string, boolean>;
 }
 
 export class CommandError extends Error {
@@ -126,7 +128,9 @@ export async function startCluster(options: StartOptions): Promise<Cluster> {
   await runClusterCommand(['down', ...locationArgs]);
   let up: ExecResult;
   try {
-    up = await runClusterCommand(['up', '--hosts', String(options.hosts), ...locationArgs]);
+    const gates = Object.entries(options.featureGates ?? {}).map(([name, enabled]) => `${name}=${enabled}`);
+    const gateArgs = gates.length === 0 ? [] : ['--feature-gates', gates.join(',')];
+    up = await runClusterCommand(['up', '--hosts', String(options.hosts), ...locationArgs, ...gateArgs]);
   } catch (error) {
     // Leave nothing running when start-up fails half way.
     await runProcess(CLUSTER_COMMAND, ['down', ...locationArgs]);

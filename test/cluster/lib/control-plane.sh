@@ -88,7 +88,7 @@ start_apiserver() {
     --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
     --service-cluster-ip-range 10.96.0.0/12 \
     --audit-policy-file "$cluster_dir/audit-policy.yaml" --audit-log-path "$cluster_dir/logs/kube-apiserver-audit.log" \
-    --profiling=false
+    --profiling=false ${apiserver_feature_gates:+--feature-gates "$apiserver_feature_gates"}
   wait_daemon kube-apiserver "kube-apiserver to report ready on https://$api_address:6443/readyz" 120 api_ready
 }
 

@@ -2,7 +2,7 @@
 import type { V1Node, V1Pod } from '@kubernetes/client-node';
 import type { StepDefinition, StepResult } from '../engine/step.js';
 import { TransientStepError } from '../engine/step.js';
-import { nodeReady, internalAddress, type AccessCheck } from './kube.js';
+import { describeAccess, nodeReady, internalAddress, type AccessCheck } from './kube.js';
 import { computeCarryOver, snapshotFromJson, snapshotNode, snapshotToJson } from './node-metadata.js';
 import { evictPods, podsToEvict } from './pods.js';
 import { PREVIOUS_NAME_ANNOTATION, RenameBlockedError, requireOutputs, type RenameServices } from './services.js';
@@ -26,14 +26,6 @@ export const REQUIRED_ACCESS: AccessCheck[] = [
   { verb: 'watch', resource: 'leases', group: 'coordination.k8s.io', namespace: 'kube-node-lease' },
   { verb: 'approve', resource: 'signers', group: 'certificates.k8s.io', name: 'kubernetes.io/kube-apiserver-client-kubelet' },
 ];
-
-function describeCheck(check: AccessCheck): string {
-  const resource = check.group ? `${check.resource}.${check.group}` : check.resource;
-  const sub = check.subresource ? `/${check.subresource}` : '';
-  const scope = check.namespace ? ` in namespace ${check.namespace}` : '';
-  const name = check.name ? ` named ${check.name}` : '';
-  return `${check.verb} ${resource}${sub}${name}${scope}`;
-}
 
 /** True when the rename of this node finished in an earlier run: the old Node is gone and the new one names it. */
 export function renamedEarlier(oldNode: V1Node | undefined, newNode: V1Node | undefined, from: string): boolean {
@@ -75,7 +67,7 @@ const preflightCluster: Step = {
     const denied = await kube.deniedAccess(REQUIRED_ACCESS);
     if (denied.length > 0) {
       throw new RenameBlockedError(
-        `the tool's credentials lack permissions the rename needs: ${denied.map(describeCheck).join('; ')}. Bind the ClusterRole in deploy/clusterrole.yaml to the user or service account of your kubeconfig`,
+        `the tool's credentials lack permissions the rename needs: ${denied.map(describeAccess).join('; ')}. Bind the ClusterRole in deploy/clusterrole.yaml to the user or service account of your kubeconfig`,
       );
     }
 

@@ -1,6 +1,6 @@
 // The rename recipe: the chain of steps that renames one node, and the services they share.
 import type { Recipe } from '../engine/step.js';
-import { clusterSteps } from './cluster-steps.js';
+import { clusterSteps, REQUIRED_ACCESS } from './cluster-steps.js';
 import { credentialSteps } from './credential-steps.js';
 import { KubeClient } from './kube.js';
 import { kubeletSteps } from './kubelet-steps.js';
@@ -28,10 +28,12 @@ export function createRenameRecipe(): Recipe<RenameServices> {
       credentialSteps.verifyCleanup,
     ],
     rollback: rollbackNode,
-    async createServices({ plan, kubeconfig, context }) {
+    async createServices({ plan, kubeconfig, context, dryRun }) {
       const access = plan.spec.access;
+      const kube = KubeClient.fromFile(kubeconfig, context);
+      if (!dryRun) await kube.checkConnection(REQUIRED_ACCESS);
       return {
-        kube: KubeClient.fromFile(kubeconfig, context),
+        kube,
         access,
         hostFor: defaultHostFor(access),
         now: () => new Date(),

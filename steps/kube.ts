@@ -1,13 +1,16 @@
 // The one module that speaks to the Kubernetes API. The rest of steps/ uses these functions in
 // our own terms (node absent = undefined, server trouble = TransientStepError).
+import { homedir } from 'node:os';
 import {
   ApiException,
+  AuthenticationV1Api,
   AuthorizationV1Api,
   CertificatesV1Api,
   CoordinationV1Api,
   CoreV1Api,
   KubeConfig,
   PatchStrategy,
+  VersionApi,
   Watch,
   setHeaderOptions,
   type V1CertificateSigningRequest,
@@ -71,6 +74,36 @@ async function must<T>(operation: string, fn: () => Promise<T>): Promise<T> {
   return (await call(operation, fn)) as T;
 }
 
+/** The kubeconfig does not get the tool to a working, permitted API server; nothing was changed. */
+export class KubeconfigError extends Error {
+  constructor(readonly file: string, problem: string, fix: string) {
+    super(`kubeconfig ${file}${problem.startsWith(':') ? problem : ` ${problem}`}; ${fix}`);
+    this.name = 'KubeconfigError';
+  }
+}
+
+function networkReason(error: unknown): string {
+  const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+  const message = error instanceof Error ? error.message : String(error);
+  return cause?.code ?? cause?.message ?? message.replace(/^request to \S+ failed, reason: /, '');
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms / 1000} s`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+export function describeAccess(check: AccessCheck): string {
+  const resource = check.group ? `${check.resource}.${check.group}` : check.resource;
+  const sub = check.subresource ? `/${check.subresource}` : '';
+  const scope = check.namespace ? ` in namespace ${check.namespace}` : '';
+  const name = check.name ? ` named ${check.name}` : '';
+  return `${check.verb} ${resource}${sub}${name}${scope}`;
+}
+
 export interface AccessCheck {
   verb: string;
   resource: string;
@@ -101,7 +134,11 @@ export class KubeClient {
   readonly coordination: CoordinationV1Api;
   private readonly watcher: Watch;
 
-  constructor(readonly config: KubeConfig) {
+  constructor(
+    readonly config: KubeConfig,
+    /** The kubeconfig file, for messages. */
+    readonly file = '(in-memory kubeconfig)',
+  ) {
     this.core = config.makeApiClient(CoreV1Api);
     this.certificates = config.makeApiClient(CertificatesV1Api);
     this.authorization = config.makeApiClient(AuthorizationV1Api);
@@ -110,11 +147,62 @@ export class KubeClient {
   }
 
   static fromFile(kubeconfig: string | undefined, context: string | undefined): KubeClient {
+    const file = kubeconfig ?? process.env.KUBECONFIG ?? `${homedir()}/.kube/config`;
     const config = new KubeConfig();
-    if (kubeconfig) config.loadFromFile(kubeconfig);
-    else config.loadFromDefault();
-    if (context) config.setCurrentContext(context);
-    return new KubeClient(config);
+    try {
+      if (kubeconfig) config.loadFromFile(kubeconfig);
+      else config.loadFromDefault();
+    } catch (error) {
+      throw new KubeconfigError(file, `cannot be read: ${(error as Error).message}`, 'pass a working kubeconfig with --kubeconfig FILE');
+    }
+    if (context) {
+      if (config.getContextObject(context) === null) {
+        throw new KubeconfigError(file, `has no context "${context}"`, `pick one of: ${config.getContexts().map((c) => c.name).join(', ') || '(none)'}`);
+      }
+      config.setCurrentContext(context);
+    }
+    if (config.getCurrentCluster() === null) {
+      throw new KubeconfigError(file, 'names no cluster for its current context', 'pass a working kubeconfig with --kubeconfig FILE, or choose a context with --context');
+    }
+    return new KubeClient(config, file);
+  }
+
+  /**
+   * Checks, before any step runs, that the API server is reachable with these credentials and
+   * that they allow every call a rename makes. Each failure names the kubeconfig and the fix.
+   */
+  async checkConnection(required: AccessCheck[]): Promise<void> {
+    const where = `the API server ${this.server} named in kubeconfig ${this.file}`;
+    try {
+      await withTimeout(this.config.makeApiClient(VersionApi).getCode(), 20_000);
+    } catch (error) {
+      const status = statusOf(error);
+      if (status === undefined) {
+        throw new KubeconfigError(this.file, `: cannot reach ${where} (${networkReason(error)})`, 'check the server address, the network path to it, and the certificate-authority of the cluster entry');
+      }
+      if (status === 401) {
+        throw new KubeconfigError(this.file, `: ${where} rejected its credentials (401 Unauthorized)`, 'the token or client certificate is invalid or expired; get new credentials');
+      }
+    }
+    let user = '(unknown user)';
+    try {
+      const review = await this.config.makeApiClient(AuthenticationV1Api).createSelfSubjectReview({ body: {} });
+      user = review.status?.userInfo?.username ?? user;
+    } catch (error) {
+      if (statusOf(error) === 401) {
+        throw new KubeconfigError(this.file, `: ${where} rejected its credentials (401 Unauthorized)`, 'the token or client certificate is invalid or expired; get new credentials');
+      }
+    }
+    const denied = await this.deniedAccess(required).catch((error: unknown) => {
+      throw new KubeconfigError(this.file, `: cannot check the permissions of ${user} on ${where} (${detailOf(error)})`, 'check that the credentials are valid');
+    });
+    if (denied.length > 0) {
+      throw new KubeconfigError(
+        this.file,
+        `: ${user} lacks permissions a rename needs: ${denied.map(describeAccess).join('; ')}`,
+        'bind the ClusterRole and Roles of deploy/clusterrole.yaml to this user or service account (see the README)',
+      );
+    }
   }
 
   get server(): string {

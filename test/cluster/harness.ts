@@ -84,10 +84,10 @@ export class CommandError extends Error {
   }
 }
 
-/** Runs a program without a shell and collects its output. */
-export function runProcess(program: string, args: string[], input?: string): Promise<ExecResult> {
+/** Runs a program without a shell and collects its output; `env` defaults to this process's environment. */
+export function runProcess(program: string, args: string[], input?: string, env?: NodeJS.ProcessEnv): Promise<ExecResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(program, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(program, args, { stdio: ['pipe', 'pipe', 'pipe'], env: env ?? process.env });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));

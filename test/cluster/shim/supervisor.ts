@@ -114,6 +114,9 @@ export async function supervise(unitName: string): Promise<number> {
     }
 
     const result = await exited;
+    // Like systemd with KillMode=control-group, end what the main process
+    // left behind, because leftover children would keep its output pipes open.
+    if (started.pid !== undefined) signalGroup(started.pid, 'SIGKILL');
     // Let the output readers drain before writing the exit entries.
     await new Promise((resolve) => setTimeout(resolve, 50));
     const failed = !command.ignoreFailure && (result.code !== 0 || result.signal !== null);

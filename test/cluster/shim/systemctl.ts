@@ -271,7 +271,10 @@ function requireUnits(verb: string, units: string[]): void {
 }
 
 async function run(args: string[]): Promise<number> {
-  if (args[0] === '__supervise') return supervise(args[1]);
+  if (args[0] === '__supervise') {
+    // Exit at once: output pipes of a killed service may still be open.
+    process.exit(await supervise(args[1]));
+  }
 
   const { verb, units, options } = parseArguments(args);
   switch (verb) {

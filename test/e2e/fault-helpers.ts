@@ -259,11 +259,22 @@ export async function remount(dir: string, mode: 'ro' | 'rw'): Promise<void> {
   await execFileAsync('mount', ['-o', `remount,${mode}`, dir]);
 }
 
-/** Unmounts `dir` when something is mounted there; safe to call twice. */
+/**
+ * Unmounts `dir` when something is mounted there; safe to call twice. A process that is still
+ * exiting can keep the mount busy for a moment, so it retries for 10 s and then detaches the
+ * mount lazily (`umount -l`), which the kernel completes once the last file is closed.
+ */
 export async function unmountIfMounted(dir: string): Promise<void> {
-  const mounts = readFileSync('/proc/self/mounts', 'utf8');
-  if (!mounts.split('\n').some((line) => line.split(' ')[1] === dir)) return;
-  await execFileAsync('umount', [dir]);
+  const mounted = (): boolean => readFileSync('/proc/self/mounts', 'utf8').split('\n').some((line) => line.split(' ')[1] === dir);
+  for (let attempt = 0; attempt < 20 && mounted(); attempt++) {
+    try {
+      await execFileAsync('umount', [dir]);
+      return;
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  }
+  if (mounted()) await execFileAsync('umount', ['-l', dir]);
 }
 
 /** Fills the file system holding `dir` with one file until no byte is left, and returns the file. */

@@ -31,10 +31,11 @@ export class FaultMatrix {
     return row;
   }
 
-  /** Marks a row as failed with the first line of the assertion or error message. */
+  /** Marks a row as failed with the assertion or error message, keeping what the test saw before. */
   fail(row: FaultRow, error: unknown): void {
-    const message = error instanceof Error ? error.message : String(error);
-    row.outcome = `TEST FAILED: ${message.split('\n')[0]!.slice(0, 300)}`;
+    const message = (error instanceof Error ? error.message : String(error)).replace(/\s+/g, ' ').trim();
+    const seen = row.outcome === 'not finished' ? '' : ` Seen before: ${row.outcome}`;
+    row.outcome = `TEST FAILED: ${message.slice(0, 600)}${seen}`;
     if (row.lost === '') row.lost = 'unknown';
   }
 

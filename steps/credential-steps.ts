@@ -10,7 +10,8 @@ import {
   renderBootstrapKubeconfig,
 } from './bootstrap.js';
 import { deniedOrFailed, isApproved, isForNode, kubeletCsrProblems } from './csr.js';
-import { backupHostFile, readClientIdentity, removeHostFile, writeHostFile } from './host-files.js';
+import type { HostRunner } from './host.js';
+import { appendHostLine, backupHostFile, readClientIdentity, readHostFile, removeHostFile, writeHostFile } from './host-files.js';
 import { nodeReady } from './kube.js';
 import { recordedHostSettings } from './kubelet-steps.js';
 import {
@@ -30,12 +31,32 @@ async function hostHasNewIdentity(ctx: RenameContext): Promise<boolean> {
   return identity?.commonName === `system:node:${ctx.node.to}` && identity.notAfter > ctx.services.now();
 }
 
+/** The host file that lists the id of every bootstrap token this rename created, one a line. */
+export function tokenIdsFile(ctx: { plan: { metadata: { name: string } }; node: { from: string } }): string {
+  return `/var/lib/kube-node-rename/backup/${ctx.plan.metadata.name}/${ctx.node.from}/bootstrap-token-ids`;
+}
+
+/** Deletes the Secrets of the tokens listed on the host, then empties the list; returns the deleted names. */
+export async function deleteRecordedTokens(
+  ctx: { plan: { metadata: { name: string } }; node: { from: string }; services: RenameServices },
+  host: HostRunner,
+): Promise<string[]> {
+  const file = tokenIdsFile(ctx);
+  const ids = ((await readHostFile(host, file)) ?? '').split('\n').filter((id) => /^[a-z0-9]{6}$/.test(id));
+  const deleted: string[] = [];
+  for (const id of ids) {
+    if (await ctx.services.kube.deleteSecret('kube-system', `bootstrap-token-${id}`)) deleted.push(`bootstrap-token-${id}`);
+  }
+  if (ids.length > 0) await writeHostFile(host, file, '', { mode: '600' });
+  return deleted;
+}
+
 const bootstrapCredentials: Step = {
   name: 'bootstrap-credentials',
   // A fresh token every time: checking a token already on the host would need read access to
-  // every Secret in kube-system, which the tool's ClusterRole does not grant. A token created by an
-  // attempt that died before recording it expires after bootstrapTokenTTL and the token cleaner
-  // deletes it.
+  // every Secret in kube-system, which the tool's ClusterRole does not grant. Each token's id is
+  // written to the host's backup folder before its Secret is created, so a token made by an
+  // attempt that died before recording it is still found and deleted.
   description: 'create a short-lived bootstrap token and write the bootstrap kubeconfig on the host',
   timeoutMs: 180_000,
   retry: { retries: 5 },
@@ -60,8 +81,11 @@ const bootstrapCredentials: Step = {
         `neither ${settings.kubeconfig} nor ${settings.bootstrapKubeconfig} on ${host.target} names the API server, so no bootstrap kubeconfig can be written; restore the kubelet's kubeconfig or write the bootstrap kubeconfig by hand`,
       );
     }
+    // Tokens of earlier attempts are no longer needed: the kubelet gets the new one.
+    await deleteRecordedTokens(ctx, host);
     const token = generateBootstrapToken();
     const expiresAt = new Date(now.getTime() + ctx.plan.spec.rename.bootstrapTokenTTLMs);
+    await appendHostLine(host, tokenIdsFile(ctx), token.id);
     await kube.createSecret('kube-system', bootstrapTokenSecret(token, { node: ctx.node.from, plan: ctx.plan.metadata.name, expiresAt }));
     const hadFile = (await backupHostFile(host, settings.bootstrapKubeconfig, backupDir(ctx))) !== undefined;
     await writeHostFile(host, settings.bootstrapKubeconfig, renderBootstrapKubeconfig(endpoint, token), { mode: '600', forceMode: true });
@@ -159,7 +183,13 @@ const verifyCleanup: Step = {
     const { kube } = ctx.services;
     const [newNode, oldNode] = await Promise.all([kube.getNode(ctx.node.to), kube.getNode(ctx.node.from)]);
     if (!nodeReady(newNode as V1Node | undefined)) throw new TransientStepError(`Node ${ctx.node.to} is not Ready`);
-    if (oldNode) throw new TransientStepError(`Node ${ctx.node.from} still exists`);
+    // In a chain another node may already have registered under the old name, so only the
+    // recorded Node counts.
+    const snapshot = ctx.outputs('snapshot-node')?.snapshot;
+    const recordedUid = snapshot && typeof snapshot === 'object' && !Array.isArray(snapshot) ? snapshot.uid : undefined;
+    if (oldNode && (recordedUid === undefined || oldNode.metadata?.uid === recordedUid)) {
+      throw new TransientStepError(`Node ${ctx.node.from} still exists`);
+    }
 
     const credentials = ctx.outputs('bootstrap-credentials');
     const removed: string[] = [];
@@ -167,6 +197,7 @@ const verifyCleanup: Step = {
       const name = `bootstrap-token-${credentials.bootstrapId}`;
       if (await kube.deleteSecret('kube-system', name)) removed.push(name);
     }
+    if (recordedHostSettings(ctx, true)) removed.push(...(await deleteRecordedTokens(ctx, hostOf(ctx))));
     let removedFile = false;
     if (credentials?.wroteFile === true && credentials.hadFile === false) {
       // kubeadm removes the bootstrap kubeconfig after a join; leave the host the way it was.

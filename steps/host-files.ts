@@ -118,6 +118,12 @@ export async function listHostFiles(host: HostRunner, dir: string, pattern: stri
   return result.stdout.split('\n').filter(Boolean);
 }
 
+/** Appends one line to a file (mode 0600 when new), creating its folder; the line is flushed before it returns. */
+export async function appendHostLine(host: HostRunner, path: string, line: string): Promise<void> {
+  const script = 'set -e\numask 077\nmkdir -p -- "$(dirname -- "$1")"\nprintf "%s\\n" "$2" >> "$1"\nsync -- "$1" 2>/dev/null || sync';
+  await host.script(`append to ${path}`, script, [path, line]);
+}
+
 export async function removeHostFile(host: HostRunner, path: string): Promise<void> {
   await host.script(`remove ${path}`, 'rm -f -- "$1"', [path]);
 }

@@ -115,7 +115,8 @@ class ZxRunner implements HostRunner {
       nothrow: true,
       quiet: true,
       verbose: false,
-      input: options.input ?? '',
+      // Without input, standard input is closed, so a command that reads it sees the end at once.
+      ...(options.input ? { input: options.input } : { stdio: ['ignore', 'pipe', 'pipe'] as ['ignore', 'pipe', 'pipe'] }),
       timeout: options.timeoutMs ?? 120_000,
       ...(options.signal ? { signal: options.signal } : {}),
     });

@@ -6,6 +6,7 @@ import { RollbackRefusedError, type NodeRecordView, type RollbackContext, type R
 import type { HostRunner } from './host.js';
 import { hostPathExists, listHostFiles, moveIntoBackup, restoreFromBackup, type MovedFile } from './host-files.js';
 import { DROP_IN_NAME } from './kubelet-config.js';
+import { deleteRecordedTokens } from './credential-steps.js';
 import { nodeReady } from './kube.js';
 import { systemctl } from './kubelet-host.js';
 import type { RecordedSettings } from './kubelet-host.js';
@@ -174,6 +175,11 @@ export async function rollbackNode(input: RollbackInput): Promise<RollbackResult
   const bootstrapId = record.outputs('bootstrap-credentials')?.bootstrapId;
   if (typeof bootstrapId === 'string' && (await kube.deleteSecret('kube-system', `bootstrap-token-${bootstrapId}`))) {
     actions.push(`deleted bootstrap token Secret bootstrap-token-${bootstrapId}`);
+  }
+  const address = node.host ?? (record.outputs('preflight-cluster')?.address as string | undefined);
+  if (address && record.started('bootstrap-credentials')) {
+    const deleted = await deleteRecordedTokens(input, services.hostFor(node, address, input.log));
+    if (deleted.length > 0) actions.push(`deleted bootstrap token Secrets ${deleted.join(', ')}`);
   }
   return { actions };
 }

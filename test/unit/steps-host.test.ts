@@ -7,6 +7,7 @@ import winston from 'winston';
 import { TransientStepError } from '../../engine/step.js';
 import { createHostRunner, HostCommandError, remoteCommand, shellQuote, sshArgs, type SshAccess } from '../../steps/host.js';
 import {
+  appendHostLine,
   backupHostFile,
   listHostFiles,
   moveIntoBackup,
@@ -117,6 +118,21 @@ describe('host files', () => {
     const target = path.join(dir, 'sub', 'bootstrap.conf');
     await writeHostFile(localHost(), target, 'token: x\n', { mode: '600', forceMode: true });
     expect(readFileSync(target, 'utf8')).to.equal('token: x\n');
+    expect(statSync(target).mode & 0o777).to.equal(0o600);
+  });
+
+  it('writes an empty file without waiting', async () => {
+    const target = path.join(dir, 'empty');
+    writeFileSync(target, 'old\n');
+    await writeHostFile(localHost(), target, '', { mode: '600' });
+    expect(readFileSync(target, 'utf8')).to.equal('');
+  });
+
+  it('appends lines to a new private file', async () => {
+    const target = path.join(dir, 'ids', 'list');
+    await appendHostLine(localHost(), target, 'abc123');
+    await appendHostLine(localHost(), target, 'def456');
+    expect(readFileSync(target, 'utf8')).to.equal('abc123\ndef456\n');
     expect(statSync(target).mode & 0o777).to.equal(0o600);
   });
 

@@ -7,4 +7,12 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/env.sh
 
 bash scripts/setup.sh
-npx mocha 'dist/test/**/*.test.js'
+output=$(mktemp)
+trap 'rm -f "$output"' EXIT
+status=0
+npx mocha 'dist/test/**/*.test.js' 2>&1 | tee "$output" || status=$?
+# One closing line in the plain "N passed, N failed" form, from mocha's own counts.
+passed=$(sed -n 's/^ *\([0-9][0-9]*\) passing.*/\1/p' "$output" | tail -n 1)
+failed=$(sed -n 's/^ *\([0-9][0-9]*\) failing.*/\1/p' "$output" | tail -n 1)
+printf '%s passed, %s failed\n' "${passed:-0}" "${failed:-0}"
+exit "$status"

@@ -127,7 +127,8 @@ class DagRun<S> {
   }
 
   private admissionClosed(): boolean {
-    return this.options.stopSignal.aborted || this.failures > this.options.plan.spec.strategy.maxFailures;
+    // A journal that cannot be written stops admission: no step may act without a record.
+    return this.options.stopSignal.aborted || this.failures > this.options.plan.spec.strategy.maxFailures || this.options.journal.failed !== undefined;
   }
 
   /** Admits queued nodes while there are free slots, then ends the run when nothing runs and nothing can start. */

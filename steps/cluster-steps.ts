@@ -5,7 +5,10 @@ import { TransientStepError } from '../engine/step.js';
 import { describeAccess, nodeReady, internalAddress, type AccessCheck } from './kube.js';
 import { computeCarryOver, snapshotFromJson, snapshotNode, snapshotToJson } from './node-metadata.js';
 import { evictPods, podsToEvict } from './pods.js';
-import { PREVIOUS_NAME_ANNOTATION, RenameBlockedError, requireOutputs, type RenameServices } from './services.js';
+import { recordedHostSettings } from './kubelet-steps.js';
+import { kubeletJournalTail } from './kubelet-host.js';
+import { hostOf, PREVIOUS_NAME_ANNOTATION, RenameBlockedError, requireOutputs, type RenameServices } from './services.js';
+import { API_RETRY } from './services.js';
 
 type Step = StepDefinition<RenameServices>;
 
@@ -40,7 +43,7 @@ const preflightCluster: Step = {
   name: 'preflight-cluster',
   description: 'check both Node names, the tool\'s permissions, and what the rename will disturb',
   timeoutMs: 120_000,
-  retry: { retries: 5 },
+  retry: API_RETRY,
   dryRun: (ctx) => `check that Node ${ctx.node.from} exists, that ${ctx.node.to} is free, and that the tool's credentials allow every call of the rename`,
   async run(ctx): Promise<StepResult> {
     const { kube } = ctx.services;
@@ -101,7 +104,7 @@ const snapshotStep: Step = {
   name: 'snapshot-node',
   description: 'record the old Node\'s labels, annotations, taints and schedulability in the run state',
   timeoutMs: 60_000,
-  retry: { retries: 5 },
+  retry: API_RETRY,
   dryRun: (ctx) => `read Node ${ctx.node.from} and record its labels, annotations, taints and schedulability`,
   async run(ctx): Promise<StepResult> {
     const { kube } = ctx.services;
@@ -126,7 +129,7 @@ const podsStep: Step = {
   name: 'pods',
   description: 'keep, cordon or drain the pods of the old Node, as the plan says',
   timeoutMs: 3_600_000,
-  retry: { retries: 3 },
+  retry: API_RETRY,
   dryRun: (ctx) => {
     const mode = ctx.plan.spec.rename.pods;
     if (mode === 'keep') return 'leave pods alone (the kubelet stops them once it runs under the new name)';
@@ -162,13 +165,21 @@ const waitReady: Step = {
     const { kube } = ctx.services;
     const current = await kube.getNode(ctx.node.to);
     if (nodeReady(current)) return { kind: 'already-done' };
-    await kube.waitFor<V1Node>('/api/v1/nodes', `metadata.name=${ctx.node.to}`, {
-      description: `Node ${ctx.node.to} to become Ready`,
-      timeoutMs: ctx.plan.spec.rename.readyTimeoutMs,
-      signal: ctx.signal,
-      read: () => kube.getNode(ctx.node.to),
-      test: (node) => nodeReady(node),
-    });
+    try {
+      await kube.waitFor<V1Node>('/api/v1/nodes', `metadata.name=${ctx.node.to}`, {
+        description: `Node ${ctx.node.to} to become Ready`,
+        timeoutMs: ctx.plan.spec.rename.readyTimeoutMs,
+        signal: ctx.signal,
+        read: () => kube.getNode(ctx.node.to),
+        test: (node) => nodeReady(node),
+      });
+    } catch (error) {
+      if (!(error instanceof TransientStepError) || !error.message.startsWith('timed out')) throw error;
+      // Waiting again would not help: the kubelet's log says why it did not come up.
+      const settings = recordedHostSettings(ctx, true);
+      const journal = settings ? await kubeletJournalTail(hostOf(ctx), settings.unit, 5) : '';
+      throw new RenameBlockedError(`${error.message}; resume when the kubelet is fixed, or roll back${journal ? `. Last lines of the kubelet log:\n${journal}` : ''}`);
+    }
     return { kind: 'done' };
   },
 };
@@ -177,7 +188,7 @@ const carryMetadata: Step = {
   name: 'carry-metadata',
   description: 'copy labels, annotations, taints and schedulability to the new Node and mark it with its previous name',
   timeoutMs: 120_000,
-  retry: { retries: 5 },
+  retry: API_RETRY,
   dryRun: (ctx) => `patch Node ${ctx.node.to} with the labels, annotations and taints recorded from ${ctx.node.from}, and annotate ${PREVIOUS_NAME_ANNOTATION}=${ctx.node.from}`,
   async run(ctx): Promise<StepResult> {
     const { kube } = ctx.services;
@@ -201,7 +212,7 @@ const deleteOldNode: Step = {
   name: 'delete-old-node',
   description: 'delete the old Node object, only if it is still the one that was recorded',
   timeoutMs: 120_000,
-  retry: { retries: 5 },
+  retry: API_RETRY,
   releasesName: true,
   dryRun: (ctx) => `delete Node ${ctx.node.from} with a precondition on its recorded UID`,
   async run(ctx): Promise<StepResult> {

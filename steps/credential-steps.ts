@@ -21,6 +21,7 @@ import {
   type RenameContext,
   type RenameServices,
 } from './services.js';
+import { API_RETRY } from './services.js';
 
 type Step = StepDefinition<RenameServices>;
 
@@ -59,7 +60,7 @@ const bootstrapCredentials: Step = {
   // attempt that died before recording it is still found and deleted.
   description: 'create a short-lived bootstrap token and write the bootstrap kubeconfig on the host',
   timeoutMs: 180_000,
-  retry: { retries: 5 },
+  retry: API_RETRY,
   touchesHost: true,
   dryRun: (ctx) => {
     const settings = recordedHostSettings(ctx, true);
@@ -177,7 +178,7 @@ const verifyCleanup: Step = {
   name: 'verify-cleanup',
   description: 'confirm the new Node is Ready and the old one gone, then remove the bootstrap token and kubeconfig the tool created',
   timeoutMs: 180_000,
-  retry: { retries: 5 },
+  retry: API_RETRY,
   dryRun: (ctx) => `check Node ${ctx.node.to} is Ready and ${ctx.node.from} is gone; delete the bootstrap token Secret this rename created`,
   async run(ctx): Promise<StepResult> {
     const { kube } = ctx.services;

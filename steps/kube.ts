@@ -50,12 +50,13 @@ function detailOf(error: unknown): string {
 }
 
 /**
- * Turns a client error into ours: connection failures, 429, and 5xx are transient (the API server
- * may be restarting); 4xx responses are final and carry the server's message.
+ * Turns a client error into ours: connection failures, 409, 429 and 5xx are transient (the API
+ * server may be restarting); other 4xx responses are final and carry the server's message.
  */
 export function translateError(operation: string, error: unknown): Error {
   const status = statusOf(error);
-  if (status === undefined || status === 429 || status >= 500) {
+  // 409 Conflict: the object changed since it was read; a retry reads it again.
+  if (status === undefined || status === 409 || status === 429 || status >= 500) {
     return new TransientStepError(`${operation} failed: ${detailOf(error)}`, { cause: error });
   }
   return new KubeApiError(operation, status, detailOf(error), { cause: error });
@@ -313,7 +314,15 @@ export class KubeClient {
     const accepted = (value: unknown) => value !== undefined && value !== false;
     while (Date.now() < deadline) {
       if (options.signal.aborted) throw options.signal.reason ?? new Error('aborted');
-      const current = options.test(await options.read());
+      let current: unknown;
+      try {
+        current = options.test(await options.read());
+      } catch (error) {
+        // The API server may be restarting: keep waiting until the deadline.
+        if (!(error instanceof TransientStepError)) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 2000));
+        continue;
+      }
       if (accepted(current)) return current;
       const result = await new Promise<{ value?: unknown; done: boolean; error?: unknown }>((resolve) => {
         let controller: AbortController | undefined;

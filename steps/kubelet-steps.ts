@@ -17,6 +17,7 @@ import {
   type RecordedSettings,
 } from './kubelet-host.js';
 import { backupDir, hostOf, RenameBlockedError, type RenameContext, type RenameServices } from './services.js';
+import { API_RETRY } from './services.js';
 
 type Step = StepDefinition<RenameServices>;
 
@@ -39,7 +40,7 @@ const preflightHost: Step = {
   name: 'preflight-host',
   description: 'reach the host, find the kubelet unit and where its settings live, and check which node it runs as',
   timeoutMs: 180_000,
-  retry: { retries: 3, minTimeoutMs: 2000 },
+  retry: API_RETRY,
   dryRun: (ctx) => `connect to ${ctx.node.host ?? `the InternalIP of ${ctx.node.from}`} and read "systemctl cat ${ctx.plan.spec.kubelet.unit}", its environment files and config file`,
   async run(ctx): Promise<StepResult> {
     const host = hostOf(ctx);
@@ -66,7 +67,7 @@ const configureKubelet: Step = {
   name: 'configure-kubelet',
   description: 'set --hostname-override to the new name and turn certificate rotation off while the name changes',
   timeoutMs: 180_000,
-  retry: { retries: 3, minTimeoutMs: 2000 },
+  retry: API_RETRY,
   dryRun: (ctx) => {
     const settings = recordedHostSettings(ctx, true);
     const where = settings ? settings.overrideLocation.path : 'the file that holds the kubelet flags';
@@ -107,7 +108,7 @@ const restartKubelet: Step = {
   name: 'restart-kubelet',
   description: 'move the kubelet\'s client certificate and kubeconfig into the backup and restart it, so it bootstraps under the new name',
   timeoutMs: 180_000,
-  retry: { retries: 3, minTimeoutMs: 2000 },
+  retry: API_RETRY,
   dryRun: (ctx) => {
     const settings = recordedHostSettings(ctx, true);
     return `stop the kubelet, move ${settings?.kubeconfig ?? 'its kubeconfig'} and ${settings?.certDir ?? 'the cert dir'}/kubelet-client-*.pem into the backup folder, start the kubelet`;
@@ -142,7 +143,7 @@ const restoreRotation: Step = {
   name: 'restore-rotation',
   description: 'turn certificate rotation back on if it was on, restart the kubelet, and confirm the Node stays Ready',
   timeoutMs: 900_000,
-  retry: { retries: 3, minTimeoutMs: 2000 },
+  retry: API_RETRY,
   dryRun: (ctx) => {
     const settings = recordedHostSettings(ctx, true);
     if (settings && !settings.rotation) return 'nothing: rotation was off before the rename';

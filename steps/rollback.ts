@@ -2,7 +2,7 @@
 // the backup, the kubelet runs under its old name again, the old Node gets its recorded labels,
 // annotations and taints back, and a half-registered new Node is removed.
 import type { V1Node } from '@kubernetes/client-node';
-import { RollbackRefusedError, type NodeRecordView, type RollbackContext, type RollbackResult } from '../engine/step.js';
+import { RollbackRefusedError, TransientStepError, type NodeRecordView, type RollbackContext, type RollbackResult } from '../engine/step.js';
 import type { HostRunner } from './host.js';
 import { hostPathExists, listHostFiles, moveIntoBackup, restoreFromBackup, type MovedFile } from './host-files.js';
 import { DROP_IN_NAME } from './kubelet-config.js';
@@ -155,7 +155,17 @@ export async function rollbackNode(input: RollbackInput): Promise<RollbackResult
       });
       actions.push(`re-created Node ${node.from} from its snapshot`);
     }
-    await kube.mergePatchNode(node.from, restorePatch(snapshot, oldNode));
+    // The kubelet updates its Node all the time, so a patch based on a stale read may conflict.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await kube.mergePatchNode(node.from, restorePatch(snapshot, oldNode));
+        break;
+      } catch (error) {
+        if (!(error instanceof TransientStepError) || attempt >= 10) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+        oldNode = (await kube.getNode(node.from)) ?? oldNode;
+      }
+    }
     actions.push(`restored the labels, annotations, taints and schedulability of Node ${node.from} from its snapshot`);
     if (record.started('configure-kubelet')) {
       await kube.waitFor<V1Node>('/api/v1/nodes', `metadata.name=${node.from}`, {

@@ -14,6 +14,12 @@ export interface RenameServices {
 
 export type RenameContext = StepContext<RenameServices>;
 
+/**
+ * Retries for steps that call the API server or a host: about a minute of backoff in all
+ * (1, 2, 4, 8, then 10 s), long enough to ride out an API server restart or an sshd restart.
+ */
+export const API_RETRY = { retries: 8, minTimeoutMs: 1000, maxTimeoutMs: 10_000 };
+
 /** Annotation on the new Node that names the Node it was renamed from. */
 export const PREVIOUS_NAME_ANNOTATION = 'kube-node-rename.io/previous-name';
 /** Annotation on the new Node with the time the rename carried metadata over (RFC 3339). */

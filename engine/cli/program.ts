@@ -5,7 +5,7 @@ import { Command, CommanderError } from 'commander';
 import { PlanChangedError, ServicesSetupError } from '../apply.js';
 import { InvalidPlanError } from '../plan/issues.js';
 import { RollbackInputError } from '../rollback.js';
-import { StateCorruptError } from '../state/journal.js';
+import { StateCorruptError, StateWriteError } from '../state/journal.js';
 import { LockHeldError } from '../state/lock.js';
 import { COMMANDS } from './commands/index.js';
 import { write, type CliEnvironment } from './environment.js';
@@ -70,6 +70,10 @@ function reportError(env: CliEnvironment, error: unknown): number {
   if (error instanceof PlanChangedError || error instanceof LockHeldError || error instanceof StateCorruptError || error instanceof ServicesSetupError || error instanceof RollbackInputError) {
     write(env.stderr, `error: ${error.message}`);
     return ExitCode.invalidInput;
+  }
+  if (error instanceof StateWriteError) {
+    write(env.stderr, `error: ${error.message}`);
+    return error.phase === 'lock' || error.phase === 'create' ? ExitCode.invalidInput : ExitCode.runFailed;
   }
   // Anything else is a bug or an environment failure: keep the stack for the report.
   write(env.stderr, `internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);

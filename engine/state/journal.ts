@@ -34,6 +34,27 @@ export class StateCorruptError extends Error {
   }
 }
 
+/**
+ * The state could not be written (disk full, read-only file system, permissions). The run stops
+ * starting steps at once, because a step must not act without a record.
+ */
+export class StateWriteError extends Error {
+  readonly code: string | undefined;
+
+  constructor(
+    readonly dir: string,
+    readonly phase: 'lock' | 'create' | 'append' | 'compact',
+    cause: unknown,
+  ) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    const reason = code === 'ENOSPC' ? 'the disk is full' : code === 'EROFS' ? 'the file system is read-only' : code === 'EACCES' || code === 'EPERM' ? 'permission denied' : (cause as Error).message;
+    const when = phase === 'lock' ? 'nothing ran' : phase === 'create' ? 'nothing ran' : 'the run stopped starting steps; steps already recorded as done stay done';
+    super(`cannot write the state in ${dir} (${code ?? 'error'}: ${reason}); ${when}. Free space or make the folder writable, or pass --state-dir, then run apply again to resume`, { cause });
+    this.name = 'StateWriteError';
+    this.code = code;
+  }
+}
+
 export interface LoadedState {
   state: StateData;
   generation: number;
@@ -100,6 +121,7 @@ export class Journal {
   private flushing: Promise<void> | undefined;
   private bytes = 0;
   private closed = false;
+  private failure: StateWriteError | undefined;
 
   private constructor(
     private readonly dir: string,
@@ -116,12 +138,16 @@ export class Journal {
    * compaction interval (compaction rewrites every step's record).
    */
   static create(dir: string, state: StateData, stepCount: number): Journal {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const snapshotBytes = writeSnapshot(dir, { generation: 0, state });
-    removeStaleFiles(dir, 0);
-    const journal = new Journal(dir, 0, 0, state, compactionInterval(stepCount));
-    journal.bytes = snapshotBytes;
-    return journal;
+    try {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      const snapshotBytes = writeSnapshot(dir, { generation: 0, state });
+      removeStaleFiles(dir, 0);
+      const journal = new Journal(dir, 0, 0, state, compactionInterval(stepCount));
+      journal.bytes = snapshotBytes;
+      return journal;
+    } catch (error) {
+      throw new StateWriteError(dir, 'create', error);
+    }
   }
 
   /** Opens the existing state for writing: cuts a torn last line and removes files left by a crash. */
@@ -142,6 +168,7 @@ export class Journal {
   /** Applies the event to the in-memory state at once and resolves when it is durable. */
   append(event: StateEvent): Promise<void> {
     if (this.closed) throw new Error('journal is closed');
+    if (this.failure !== undefined) return Promise.reject(this.failure);
     applyEvent(this.state, event);
     this.pending.push(JSON.stringify(event));
     this.flushing ??= new Promise<void>((resolve, reject) => {
@@ -158,6 +185,11 @@ export class Journal {
     return this.flushing;
   }
 
+  /** The write error that stopped this journal, if any: nothing is appended after it. */
+  get failed(): StateWriteError | undefined {
+    return this.failure;
+  }
+
   /** Bytes this writer has written to journals and snapshots. */
   get writtenBytes(): number {
     return this.bytes;
@@ -166,15 +198,30 @@ export class Journal {
   /** Writes what is pending, compacts, and closes the journal. */
   async close(): Promise<void> {
     if (this.closed) return;
-    if (this.flushing !== undefined) await this.flushing;
-    this.flush();
-    this.compact();
-    closeSync(this.fd);
-    this.closed = true;
+    if (this.flushing !== undefined) await this.flushing.catch(() => undefined);
+    try {
+      if (this.failure !== undefined) throw this.failure;
+      this.flush();
+      this.compact();
+    } finally {
+      closeSync(this.fd);
+      this.closed = true;
+    }
   }
 
   private flush(): void {
+    if (this.failure !== undefined) throw this.failure;
     if (this.pending.length === 0) return;
+    try {
+      this.write();
+    } catch (error) {
+      // A partly written line stays last, where loading ignores it; nothing is written after it.
+      this.failure = error instanceof StateWriteError ? error : new StateWriteError(this.dir, 'append', error);
+      throw this.failure;
+    }
+  }
+
+  private write(): void {
     const data = Buffer.from(`${this.pending.join('\n')}\n`);
     this.entries += this.pending.length;
     this.pending = [];
@@ -186,6 +233,15 @@ export class Journal {
   }
 
   private compact(): void {
+    try {
+      this.compactNow();
+    } catch (error) {
+      this.failure = new StateWriteError(this.dir, 'compact', error);
+      throw this.failure;
+    }
+  }
+
+  private compactNow(): void {
     const next = this.generation + 1;
     this.bytes += writeSnapshot(this.dir, { generation: next, state: this.state });
     const nextFd = openSync(journalFile(this.dir, next), 'a', 0o600);

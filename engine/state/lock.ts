@@ -1,6 +1,7 @@
 // One run at a time per state directory: a lock file created with O_EXCL that
 // records who holds it. A lock whose process is gone (same host, pid not
 // running) is stale; it is reported, and `unlock` clears it.
+import { StateWriteError } from './journal.js';
 import { mkdirSync, openSync, readFileSync, unlinkSync, writeSync, closeSync } from 'node:fs';
 import { hostname, userInfo } from 'node:os';
 import path from 'node:path';
@@ -75,14 +76,18 @@ export class StateLock {
 
   /** Takes the lock or throws LockHeldError describing the holder. */
   static acquire(dir: string, command: string, unlockCommand: string): StateLock {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    try {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+    } catch (error) {
+      throw new StateWriteError(dir, 'lock', error);
+    }
     const file = path.join(dir, LOCK_FILE);
     const owner: LockOwner = { pid: process.pid, host: hostname(), user: userInfo().username, startedAt: new Date().toISOString(), command };
     let fd: number;
     try {
       fd = openSync(file, 'wx', 0o600);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw new StateWriteError(dir, 'lock', error);
       const lock = inspectLock(dir);
       // The holder released it between our open and our read: try once more.
       if (lock.kind === 'free') return StateLock.acquire(dir, command, unlockCommand);
@@ -90,9 +95,12 @@ export class StateLock {
     }
     try {
       writeSync(fd, `${JSON.stringify(owner)}\n`);
-    } finally {
+    } catch (error) {
       closeSync(fd);
+      unlinkSync(file);
+      throw new StateWriteError(dir, 'lock', error);
     }
+    closeSync(fd);
     return new StateLock(file);
   }
 

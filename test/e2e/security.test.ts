@@ -1,7 +1,7 @@
 // Secret hygiene and least privilege on the test cluster. A rename run with the shipped ClusterRole
 // leaves no bootstrap token or private key in its state and log, no token in its host backups, and
 // keeps credential files at mode 0600. A ServiceAccount missing one permission of that role is
-// rejected by the preflight with the permission named.
+// rejected before any step runs, with the permission named.
 import { expect } from 'chai';
 import { mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -166,10 +166,10 @@ describe('secret hygiene and least privilege', function () {
         const result = await runCli(['apply', plan, '--kubeconfig', kubeconfig, '--state-dir', path.join(work, `state-${account}`)], { timeoutMs: 5 * 60_000 });
         const output = `${result.stdout}\n${result.stderr}`;
 
-        expect(result.code, output).to.equal(1);
+        // The permission check runs before any step, so nothing ran: the input error code.
+        expect(result.code, output).to.equal(2);
         expect(stackTraceLines(output)).to.deep.equal([]);
-        expect(output).to.include('preflight-cluster');
-        expect(output).to.include(`lack permissions the rename needs: ${trim.missing}.`);
+        expect(output).to.include(`system:serviceaccount:kube-system:${account} lacks permissions a rename needs: ${trim.missing};`);
         expect(output).to.include('deploy/clusterrole.yaml');
         expect(await snapshotCluster(cluster.kubeconfig), 'cluster objects').to.deep.equal(before);
       });

@@ -159,7 +159,7 @@ const waitReady: Step = {
   name: 'wait-ready',
   description: 'wait until the new Node is Ready',
   timeoutMs: 3_600_000,
-  retry: { retries: 2 },
+  retry: API_RETRY,
   dryRun: (ctx) => `watch Node ${ctx.node.to} until it is Ready, at most ${ctx.plan.spec.rename.readyTimeoutMs / 1000} s`,
   async run(ctx): Promise<StepResult> {
     const { kube } = ctx.services;

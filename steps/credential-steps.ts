@@ -107,7 +107,7 @@ const approveCsr: Step = {
   name: 'approve-csr',
   description: 'find the kubelet\'s client CSR for the new name, check it, and approve it or wait for its approval',
   timeoutMs: 3_600_000,
-  retry: { retries: 2 },
+  retry: API_RETRY,
   dryRun: (ctx) =>
     ctx.plan.spec.rename.csrApproval === 'auto'
       ? `find the CSR for system:node:${ctx.node.to}, check signer, subject, usages and requester, and approve it`

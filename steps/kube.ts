@@ -57,7 +57,8 @@ export function translateError(operation: string, error: unknown): Error {
   const status = statusOf(error);
   // 409 Conflict: the object changed since it was read; a retry reads it again.
   if (status === undefined || status === 409 || status === 429 || status >= 500) {
-    return new TransientStepError(`${operation} failed: ${detailOf(error)}`, { cause: error });
+    const detail = status === undefined ? `cannot reach the API server (${networkReason(error)})` : detailOf(error);
+    return new TransientStepError(`${operation} failed: ${detail}`, { cause: error });
   }
   return new KubeApiError(operation, status, detailOf(error), { cause: error });
 }

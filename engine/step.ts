@@ -75,7 +75,7 @@ export interface CreateServicesOptions {
   dryRun: boolean;
 }
 
-/** What the state records about one node's steps, for rollback. */
+/** The state's record of one node's steps, as rollback reads it. */
 export interface NodeRecordView {
   succeeded(step: string): boolean;
   /** True when the step ran at least once in any run, whatever its outcome. */
@@ -94,11 +94,11 @@ export interface RollbackContext<S> {
 }
 
 export interface RollbackResult {
-  /** What the rollback did, in order, for the state and the operator. */
+  /** The rollback's actions, in order, for the state and the operator. */
   actions: string[];
 }
 
-/** Rolling back would do more harm than good; the message says why and what to do instead. */
+/** Rolling back would do more harm than good. The message gives the reason and what to do instead. */
 export class RollbackRefusedError extends Error {
   constructor(message: string) {
     super(message);

@@ -80,7 +80,7 @@ export function sshArgs(access: SshAccess, address: string, user?: string, port?
   return args;
 }
 
-/** The remote command line: `[sudo -n --] sh -c SCRIPT sh ARG...`, every part quoted. */
+/** Builds the remote command line `[sudo -n --] sh -c SCRIPT sh ARG...`, with every part quoted. */
 export function remoteCommand(script: string, args: string[], sudo: boolean): string {
   const argv = ['sh', '-c', script, 'sh', ...args];
   return (sudo ? ['sudo', '-n', '--', ...argv] : argv).map(shellQuote).join(' ');
@@ -115,7 +115,7 @@ class ZxRunner implements HostRunner {
       nothrow: true,
       quiet: true,
       verbose: false,
-      // Without input, standard input is closed, so a command that reads it sees the end at once.
+      // Without input, standard input is closed, so a command that reads it gets end-of-file at once.
       ...(options.input ? { input: options.input } : { stdio: ['ignore', 'pipe', 'pipe'] as ['ignore', 'pipe', 'pipe'] }),
       timeout: options.timeoutMs ?? 120_000,
       ...(options.signal ? { signal: options.signal } : {}),

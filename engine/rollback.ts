@@ -27,7 +27,7 @@ export function nodeRecord(state: StateData, node: DagNode): NodeRecordView {
   };
 }
 
-/** A node that a rollback can act on: some step ran, and the chain did not finish. */
+/** Returns true when a rollback can act on the node: some step ran and the chain did not finish. */
 export function needsRollback(state: StateData, node: DagNode): boolean {
   const records = node.steps.map((step) => state.steps[step.id]);
   const started = records.some((record) => record !== undefined);

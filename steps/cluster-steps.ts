@@ -175,7 +175,7 @@ const waitReady: Step = {
       });
     } catch (error) {
       if (!(error instanceof TransientStepError) || !error.message.startsWith('timed out')) throw error;
-      // Waiting again would not help: the kubelet's log says why it did not come up.
+      // Waiting again would not help, and the kubelet's log shows why it did not come up.
       const settings = recordedHostSettings(ctx, true);
       const journal = settings ? await kubeletJournalTail(hostOf(ctx), settings.unit, 5) : '';
       throw new RenameBlockedError(`${error.message}; resume when the kubelet is fixed, or roll back${journal ? `. Last lines of the kubelet log:\n${journal}` : ''}`);

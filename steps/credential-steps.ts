@@ -25,14 +25,14 @@ import { API_RETRY } from './services.js';
 
 type Step = StepDefinition<RenameServices>;
 
-/** The kubelet on the host already holds a client certificate for the new name. */
+/** Returns true when the kubelet on the host already has a valid client certificate for the new name. */
 async function hostHasNewIdentity(ctx: RenameContext): Promise<boolean> {
   const settings = recordedHostSettings(ctx);
   const identity = await readClientIdentity(hostOf(ctx), settings.kubeconfig);
   return identity?.commonName === `system:node:${ctx.node.to}` && identity.notAfter > ctx.services.now();
 }
 
-/** The host file that lists the id of every bootstrap token this rename created, one a line. */
+/** Returns the host file that lists the id of every bootstrap token this rename created, one per line. */
 export function tokenIdsFile(ctx: { plan: { metadata: { name: string } }; node: { from: string } }): string {
   return `/var/lib/kube-node-rename/backup/${ctx.plan.metadata.name}/${ctx.node.from}/bootstrap-token-ids`;
 }

@@ -54,7 +54,7 @@ export function deniedOrFailed(csr: V1CertificateSigningRequest): string | undef
   return condition ? `${condition.type}${condition.reason ? ` (${condition.reason})` : ''}${condition.message ? `: ${condition.message}` : ''}` : undefined;
 }
 
-/** True when the CSR asks for a kubelet client certificate for this node name. */
+/** Returns true when the CSR requests a kubelet client certificate for this node name. */
 export function isForNode(csr: V1CertificateSigningRequest, nodeName: string): boolean {
   if (csr.spec.signerName !== KUBELET_CLIENT_SIGNER) return false;
   try {

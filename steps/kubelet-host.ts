@@ -145,7 +145,7 @@ export async function unitActive(host: HostRunner, unit: string): Promise<boolea
   return result.code === 0;
 }
 
-/** The end of the kubelet's journal, for error messages; empty when it cannot be read. */
+/** Returns the end of the kubelet's journal for error messages, or an empty string when it cannot be read. */
 export async function kubeletJournalTail(host: HostRunner, unit: string, lines = 15): Promise<string> {
   try {
     const result = await host.script(`journalctl -u ${unit}`, 'journalctl -u "$1" -n "$2" --no-pager 2>&1 || true', [unit, String(lines)]);

@@ -48,7 +48,7 @@ export class StateWriteError extends Error {
   ) {
     const code = (cause as NodeJS.ErrnoException).code;
     const reason = code === 'ENOSPC' ? 'the disk is full' : code === 'EROFS' ? 'the file system is read-only' : code === 'EACCES' || code === 'EPERM' ? 'permission denied' : (cause as Error).message;
-    const when = phase === 'lock' ? 'nothing ran' : phase === 'create' ? 'nothing ran' : 'the run stopped starting steps; steps already recorded as done stay done';
+    const when = phase === 'lock' || phase === 'create' ? 'nothing ran' : 'the run stopped starting steps; steps already recorded as done stay done';
     super(`cannot write the state in ${dir} (${code ?? 'error'}: ${reason}); ${when}. Free space or make the folder writable, or pass --state-dir, then run apply again to resume`, { cause });
     this.name = 'StateWriteError';
     this.code = code;
